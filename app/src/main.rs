@@ -1,0 +1,2 @@
+//! Mounts the VaporForge app.
+fn main() {}

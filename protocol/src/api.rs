@@ -1,0 +1,220 @@
+//! Request and response bodies of the HTTP API, and the validation every entry point shares.
+
+use serde::{Deserialize, Serialize};
+
+/// Prompts over this size are refused with 413: far above any typed or pasted question, far below what would
+/// strain a row, a KV value or a process environment.
+pub const MAX_PROMPT_BYTES: usize = 256 * 1024;
+/// Session names are labels, not documents.
+pub const MAX_SESSION_NAME_CHARS: usize = 120;
+/// `claude setup-token` prints long-lived OAuth tokens with this prefix.
+pub const CLAUDE_TOKEN_PREFIX: &str = "sk-ant-oat01-";
+
+/// An error body: `{"error": "…"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+}
+
+/// `POST /api/auth/login`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoginRequest {
+    pub token: String,
+}
+
+/// `POST /api/auth/login` and `GET /api/me`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Me {
+    pub user_id: String,
+    /// The stored Claude token, masked (`sk-ant-oat01-…abcd`); never the token itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_hint: Option<String>,
+}
+
+/// A chat session, as stored in KV and returned by the sessions routes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionRecord {
+    pub id: String,
+    pub user_id: String,
+    pub name: String,
+    pub sandbox_id: String,
+    /// Milliseconds since the epoch.
+    pub created_at: u64,
+}
+
+/// `POST /api/sessions`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CreateSessionRequest {
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// How Claude Code works on the prompt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionMode {
+    #[default]
+    Agent,
+    Plan,
+}
+
+/// How much Claude Code may do without asking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Autonomy {
+    Conservative,
+    Standard,
+    Autonomous,
+}
+
+/// `POST /api/v15/chat`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatRequest {
+    pub session_id: String,
+    pub prompt: String,
+    #[serde(default)]
+    pub mode: Option<SessionMode>,
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub autonomy: Option<Autonomy>,
+}
+
+/// Why a request body was refused; the message is shown to the user as it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Invalid {
+    /// 400.
+    Bad(String),
+    /// 413.
+    TooLarge(String),
+}
+
+impl ChatRequest {
+    pub fn validate(&self) -> Result<(), Invalid> {
+        if !is_valid_id(&self.session_id) {
+            return Err(Invalid::Bad("sessionId is not a valid session id".into()));
+        }
+        if self.prompt.trim().is_empty() {
+            return Err(Invalid::Bad("prompt is empty".into()));
+        }
+        if self.prompt.len() > MAX_PROMPT_BYTES {
+            return Err(Invalid::TooLarge(format!(
+                "prompt is {} bytes; the limit is {MAX_PROMPT_BYTES}",
+                self.prompt.len()
+            )));
+        }
+        if let Some(model) = &self.model {
+            let ok = !model.is_empty()
+                && model.len() <= 64
+                && model
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._:-[]".contains(&b));
+            if !ok {
+                return Err(Invalid::Bad("model is not a valid model name".into()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Ids we mint are UUIDs; anything outside `[A-Za-z0-9-]{1,64}` is refused before it reaches a key or a path.
+pub fn is_valid_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+/// Masks a secret for display: its prefix and last four characters.
+pub fn mask_token(token: &str) -> String {
+    let tail: String = token
+        .chars()
+        .rev()
+        .take(4)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    if token.starts_with(CLAUDE_TOKEN_PREFIX) && token.len() > CLAUDE_TOKEN_PREFIX.len() + 8 {
+        format!("{CLAUDE_TOKEN_PREFIX}…{tail}")
+    } else {
+        format!("…{tail}")
+    }
+}
+
+/// The pending-query file the DO writes into the sandbox and `vf-agent` reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingQuery {
+    pub prompt: String,
+    /// Our session id.
+    pub session_id: String,
+    pub execution_id: String,
+    /// Claude's session id to resume, if any.
+    #[serde(default)]
+    pub sdk_session_id: Option<String>,
+    /// Milliseconds since the epoch.
+    pub timestamp: u64,
+}
+
+/// `POST /internal/stream` response: how much of the body the DO stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallbackReceipt {
+    pub stored: u64,
+    pub terminal: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chat(prompt: &str) -> ChatRequest {
+        ChatRequest {
+            session_id: "0b7c-11".into(),
+            prompt: prompt.into(),
+            mode: None,
+            model: None,
+            autonomy: None,
+        }
+    }
+
+    #[test]
+    fn chat_validation() {
+        assert_eq!(chat("hello").validate(), Ok(()));
+        assert!(matches!(chat("  \n").validate(), Err(Invalid::Bad(_))));
+        assert!(matches!(
+            chat(&"x".repeat(MAX_PROMPT_BYTES + 1)).validate(),
+            Err(Invalid::TooLarge(_))
+        ));
+        let mut bad_id = chat("hi");
+        bad_id.session_id = "../etc".into();
+        assert!(bad_id.validate().is_err());
+        let mut model = chat("hi");
+        model.model = Some("claude-sonnet-4-5".into());
+        assert_eq!(model.validate(), Ok(()));
+        model.model = Some("a b".into());
+        assert!(model.validate().is_err());
+    }
+
+    #[test]
+    fn chat_request_uses_the_contract_field_names() {
+        let req: ChatRequest = serde_json::from_str(
+            r#"{"sessionId":"s1","prompt":"p","mode":"plan","model":"m","autonomy":"autonomous"}"#,
+        )
+        .unwrap();
+        assert_eq!(req.mode, Some(SessionMode::Plan));
+        assert_eq!(req.autonomy, Some(Autonomy::Autonomous));
+        assert!(serde_json::from_str::<ChatRequest>(r#"{"sessionId":"s1"}"#).is_err());
+        assert!(serde_json::from_str::<ChatRequest>(r#"{"sessionId":1,"prompt":"p"}"#).is_err());
+    }
+
+    #[test]
+    fn masking_never_shows_the_secret_part() {
+        let token = "sk-ant-oat01-SECRETSECRETSECRETwxyz";
+        let masked = mask_token(token);
+        assert_eq!(masked, "sk-ant-oat01-…wxyz");
+        assert!(!masked.contains("SECRET"));
+        assert_eq!(mask_token("ab"), "…ab");
+    }
+}

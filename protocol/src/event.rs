@@ -1,0 +1,284 @@
+//! The events of the agent protocol: what the agent emits, what the DO stores, what every client reads.
+
+use serde::{Deserialize, Serialize};
+
+/// One event of the protocol. Names and fields follow the original VaporForge agent protocol, so clients and
+/// agents of that system interoperate with ours. In events, `sessionId` is *Claude's* session id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case", rename_all_fields = "camelCase")]
+pub enum Event {
+    /// The user's prompt; written by the DO when a turn starts.
+    UserMessage { text: String },
+    /// First line of a chat response; never stored.
+    Connected { execution_id: String },
+    /// Claude Code started (or resumed) a session.
+    SessionInit {
+        session_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        model: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tools: Option<Vec<String>>,
+    },
+    /// A piece of the assistant's answer.
+    TextDelta { text: String },
+    /// The assistant called a tool.
+    ToolStart {
+        id: String,
+        name: String,
+        #[serde(default)]
+        input: serde_json::Value,
+    },
+    /// A tool's result.
+    ToolResult {
+        id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        output: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        is_error: Option<bool>,
+    },
+    /// The answer is complete. Terminal.
+    Done {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        full_text: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        usage: Option<Usage>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cost_usd: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        duration_ms: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cancelled: Option<bool>,
+    },
+    /// The execution failed. Terminal. `error` is safe to show to the user.
+    Error { error: String, code: ErrorCode },
+    /// Keeps idle streams open through proxies; never stored.
+    Heartbeat,
+}
+
+/// Token usage of one answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Usage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+}
+
+/// Why an execution failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErrorCode {
+    /// The agent never called back within the bridge timeout.
+    Timeout,
+    /// The agent died or went silent mid-stream.
+    AgentCrashed,
+    /// The agent could not be started.
+    DispatchFailed,
+    /// The execution was stopped.
+    Cancelled,
+    /// Claude Code itself reported a failure (max turns, an error during execution, bad credentials…).
+    AgentError,
+    /// A code this version does not know; kept so that newer agents do not break older clients.
+    #[serde(other)]
+    Unknown,
+}
+
+impl Event {
+    /// Whether the DO appends this event to the session's log.
+    pub fn is_persisted(&self) -> bool {
+        !matches!(self, Event::Connected { .. } | Event::Heartbeat)
+    }
+
+    /// Whether this event ends an execution.
+    pub fn is_terminal(&self) -> bool {
+        matches!(self, Event::Done { .. } | Event::Error { .. })
+    }
+
+    /// Claude's session id, carried by `session-init` and `done`.
+    pub fn sdk_session_id(&self) -> Option<&str> {
+        match self {
+            Event::SessionInit { session_id, .. } => Some(session_id),
+            Event::Done {
+                session_id: Some(id),
+                ..
+            } => Some(id),
+            _ => None,
+        }
+    }
+
+    /// An `error` event.
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
+        Event::Error {
+            error: message.into(),
+            code,
+        }
+    }
+
+    /// This event as one NDJSON line (with its trailing newline).
+    pub fn to_line(&self) -> Vec<u8> {
+        let mut line = serde_json::to_vec(self).expect("events always serialize");
+        line.push(b'\n');
+        line
+    }
+}
+
+/// An event as a client reads it: persisted events carry the session-wide `seq` and their `executionId`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Envelope {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_id: Option<String>,
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+impl Envelope {
+    /// An event that is not stored (no seq).
+    pub fn live(event: Event) -> Self {
+        Envelope {
+            seq: None,
+            execution_id: None,
+            event,
+        }
+    }
+
+    /// Builds the wire line of a stored event from its stored JSON body without re-parsing it: the body is an
+    /// `Event` object, so `{"seq":N,"executionId":"…",` followed by the body's fields is the same object with two
+    /// more fields. This is what makes replay a copy, not a parse-and-serialize.
+    pub fn stored_line(seq: u64, execution_id: &str, body: &str, out: &mut Vec<u8>) {
+        debug_assert!(body.starts_with('{'));
+        out.extend_from_slice(b"{\"seq\":");
+        out.extend_from_slice(seq.to_string().as_bytes());
+        out.extend_from_slice(b",\"executionId\":");
+        out.extend_from_slice(
+            serde_json::to_string(execution_id)
+                .expect("strings serialize")
+                .as_bytes(),
+        );
+        if body.len() > 2 {
+            out.push(b',');
+        }
+        out.extend_from_slice(&body.as_bytes()[1..]);
+        out.push(b'\n');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn roundtrip(event: Event, expected: serde_json::Value) {
+        assert_eq!(serde_json::to_value(&event).unwrap(), expected);
+        let back: Event = serde_json::from_value(expected).unwrap();
+        assert_eq!(back, event);
+    }
+
+    #[test]
+    fn names_and_fields_match_the_original_protocol() {
+        roundtrip(
+            Event::UserMessage { text: "hi".into() },
+            json!({"type":"user-message","text":"hi"}),
+        );
+        roundtrip(
+            Event::Connected {
+                execution_id: "e1".into(),
+            },
+            json!({"type":"connected","executionId":"e1"}),
+        );
+        roundtrip(
+            Event::SessionInit {
+                session_id: "s".into(),
+                model: Some("m".into()),
+                tools: Some(vec!["Read".into()]),
+            },
+            json!({"type":"session-init","sessionId":"s","model":"m","tools":["Read"]}),
+        );
+        roundtrip(
+            Event::TextDelta { text: "x".into() },
+            json!({"type":"text-delta","text":"x"}),
+        );
+        roundtrip(
+            Event::ToolStart {
+                id: "t".into(),
+                name: "Read".into(),
+                input: json!({"file_path":"/a"}),
+            },
+            json!({"type":"tool-start","id":"t","name":"Read","input":{"file_path":"/a"}}),
+        );
+        roundtrip(
+            Event::ToolResult {
+                id: "t".into(),
+                name: None,
+                output: "ok".into(),
+                is_error: Some(true),
+            },
+            json!({"type":"tool-result","id":"t","output":"ok","isError":true}),
+        );
+        roundtrip(
+            Event::Done {
+                session_id: Some("s".into()),
+                full_text: Some("all".into()),
+                usage: Some(Usage {
+                    input_tokens: 1,
+                    output_tokens: 2,
+                }),
+                cost_usd: Some(0.5),
+                duration_ms: Some(9),
+                cancelled: None,
+            },
+            json!({"type":"done","sessionId":"s","fullText":"all","usage":{"inputTokens":1,"outputTokens":2},"costUsd":0.5,"durationMs":9}),
+        );
+        roundtrip(
+            Event::error(ErrorCode::AgentCrashed, "boom"),
+            json!({"type":"error","error":"boom","code":"agent-crashed"}),
+        );
+        roundtrip(Event::Heartbeat, json!({"type":"heartbeat"}));
+    }
+
+    #[test]
+    fn unknown_error_codes_are_kept_readable() {
+        let e: Event = serde_json::from_str(r#"{"type":"error","error":"x","code":"quota"}"#).unwrap();
+        assert_eq!(e, Event::error(ErrorCode::Unknown, "x"));
+    }
+
+    #[test]
+    fn persisted_and_terminal() {
+        assert!(!Event::Heartbeat.is_persisted());
+        assert!(!Event::Connected {
+            execution_id: "e".into()
+        }
+        .is_persisted());
+        assert!(Event::TextDelta { text: "a".into() }.is_persisted());
+        assert!(Event::error(ErrorCode::Timeout, "t").is_terminal());
+        assert!(!Event::TextDelta { text: "a".into() }.is_terminal());
+    }
+
+    #[test]
+    fn stored_line_equals_the_serialized_envelope() {
+        for event in [
+            Event::TextDelta {
+                text: "a \"quoted\"\n".into(),
+            },
+            Event::Heartbeat,
+        ] {
+            let body = serde_json::to_string(&event).unwrap();
+            let mut line = Vec::new();
+            Envelope::stored_line(7, "ex\"1", &body, &mut line);
+            assert_eq!(*line.last().unwrap(), b'\n');
+            let parsed: Envelope = serde_json::from_slice(&line).unwrap();
+            assert_eq!(
+                parsed,
+                Envelope {
+                    seq: Some(7),
+                    execution_id: Some("ex\"1".into()),
+                    event
+                }
+            );
+        }
+    }
+}

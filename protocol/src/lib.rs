@@ -1,0 +1,14 @@
+//! The pure heart of VaporForge: every type and rule shared by the Worker, the app, the sandbox and the tests.
+//!
+//! Nothing here touches a clock, a socket or a runtime: callers pass the time in, which is what lets the same
+//! code run natively, in workerd and in the browser.
+
+pub mod api;
+pub mod event;
+pub mod flags;
+pub mod framer;
+pub mod token;
+pub mod transcript;
+
+pub use event::{Envelope, ErrorCode, Event, Usage};
+pub use framer::{FrameError, LineFramer};

@@ -1,0 +1,1 @@
+//! VaporForge container side.

@@ -1,0 +1,1 @@
+//! VaporForge Worker entry point.
