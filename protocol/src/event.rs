@@ -167,6 +167,25 @@ impl Envelope {
     }
 }
 
+/// One line of an agent's callback stream: an event, stamped with its position in the execution (`aseq`,
+/// 1-based). The stamp lets the DO drop a line it already stored when an agent resends after a reconnect.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentLine {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aseq: Option<u64>,
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+impl AgentLine {
+    /// This line as NDJSON (with its trailing newline).
+    pub fn to_line(&self) -> Vec<u8> {
+        let mut line = serde_json::to_vec(self).expect("agent lines always serialize");
+        line.push(b'\n');
+        line
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,6 +257,21 @@ mod tests {
             json!({"type":"error","error":"boom","code":"agent-crashed"}),
         );
         roundtrip(Event::Heartbeat, json!({"type":"heartbeat"}));
+    }
+
+    #[test]
+    fn agent_lines_carry_their_position() {
+        let line = AgentLine {
+            aseq: Some(3),
+            event: Event::TextDelta { text: "a".into() },
+        };
+        let bytes = line.to_line();
+        assert_eq!(bytes, b"{\"aseq\":3,\"type\":\"text-delta\",\"text\":\"a\"}\n");
+        let back: AgentLine = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(back, line);
+        // A plain event (an agent of the original system) is a line without aseq.
+        let plain: AgentLine = serde_json::from_str(r#"{"type":"heartbeat"}"#).unwrap();
+        assert_eq!(plain.aseq, None);
     }
 
     #[test]

@@ -10,5 +10,5 @@ pub mod framer;
 pub mod token;
 pub mod transcript;
 
-pub use event::{Envelope, ErrorCode, Event, Usage};
+pub use event::{AgentLine, Envelope, ErrorCode, Event, Usage};
 pub use framer::{FrameError, LineFramer};
