@@ -1,2 +1,5 @@
 //! Mounts the VaporForge app.
-fn main() {}
+
+fn main() {
+    leptos::mount::mount_to_body(vf_app::App);
+}

@@ -96,6 +96,21 @@ impl Event {
         matches!(self, Event::Done { .. } | Event::Error { .. })
     }
 
+    /// The `type` of this event on the wire.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::UserMessage { .. } => "user-message",
+            Event::Connected { .. } => "connected",
+            Event::SessionInit { .. } => "session-init",
+            Event::TextDelta { .. } => "text-delta",
+            Event::ToolStart { .. } => "tool-start",
+            Event::ToolResult { .. } => "tool-result",
+            Event::Done { .. } => "done",
+            Event::Error { .. } => "error",
+            Event::Heartbeat => "heartbeat",
+        }
+    }
+
     /// Claude's session id, carried by `session-init` and `done`.
     pub fn sdk_session_id(&self) -> Option<&str> {
         match self {
@@ -193,6 +208,7 @@ mod tests {
 
     fn roundtrip(event: Event, expected: serde_json::Value) {
         assert_eq!(serde_json::to_value(&event).unwrap(), expected);
+        assert_eq!(event.kind(), expected["type"]);
         let back: Event = serde_json::from_value(expected).unwrap();
         assert_eq!(back, event);
     }

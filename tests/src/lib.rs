@@ -1,1 +1,10 @@
-//! Harness for the end-to-end tests.
+//! Harness for the end-to-end tests: boots the real stack (vf-sandbox + wrangler dev) on free loopback ports
+//! with its own state, drives it over HTTP, and always stops it.
+
+pub mod client;
+pub mod runner;
+pub mod stack;
+
+pub use client::{Client, EventStream};
+pub use runner::{Test, TestResult};
+pub use stack::{Stack, StackOptions};

@@ -1,1 +1,71 @@
-//! VaporForge Worker entry point.
+//! VaporForge Worker: routes every request, maps every error to a response in one place, and exports the
+//! `ChatSessionAgent` Durable Object.
+
+mod auth;
+mod chat_session_agent;
+mod config;
+mod error;
+mod event_log;
+mod fanout;
+mod flags;
+mod http;
+mod sandbox;
+mod sessions;
+mod v15;
+
+pub use chat_session_agent::ChatSessionAgent;
+
+use error::{ApiError, ApiResult};
+use worker::{event, Context, Env, Method, Request, Response};
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
+    Ok(route(req, &env)
+        .await
+        .unwrap_or_else(ApiError::into_response))
+}
+
+async fn route(req: Request, env: &Env) -> ApiResult<Response> {
+    let path = req.path();
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let method = req.method();
+    if method != Method::Get && method != Method::Head && segments.first() == Some(&"api") {
+        check_origin(&req)?;
+    }
+    match (method, segments.as_slice()) {
+        (Method::Post, ["internal", "stream"]) => v15::callback(req, env).await,
+        (Method::Post, ["api", "auth", "login"]) => auth::login(req, env).await,
+        (Method::Post, ["api", "auth", "logout"]) => auth::logout(req, env).await,
+        (Method::Put, ["api", "admin", "flags"]) => flags::put(req, env).await,
+        (method, ["api", ..]) => {
+            let user = auth::authenticate(&req, env).await?;
+            match (method, &segments[1..]) {
+                (Method::Get, ["me"]) => auth::me(&user, env).await,
+                (Method::Get, ["flags"]) => flags::get(env, &user).await,
+                (Method::Get, ["sessions"]) => sessions::list(env, &user).await,
+                (Method::Post, ["sessions"]) => sessions::create(req, env, &user).await,
+                (Method::Delete, ["sessions", id]) => sessions::delete(env, &user, id).await,
+                (Method::Post, ["v15", "chat"]) => v15::chat(req, env, &user).await,
+                (Method::Get, ["v15", "sessions", id, "events"]) => v15::events(&req, env, &user, id).await,
+                (Method::Delete, ["v15", "sessions", id, "events"]) => v15::clear(env, &user, id).await,
+                (Method::Post, ["v15", "sessions", id, "cancel"]) => v15::cancel(env, &user, id).await,
+                _ => Err(ApiError::NotFound),
+            }
+        }
+        _ => Err(ApiError::NotFound),
+    }
+}
+
+/// State-changing API calls must come from our own pages: a request whose `Origin` names another site is
+/// refused (browsers send `Origin` on every cross-site POST/PUT/DELETE). Non-browser clients send none.
+fn check_origin(req: &Request) -> ApiResult<()> {
+    let Some(origin) = req.headers().get("Origin")? else {
+        return Ok(());
+    };
+    let own = req.url()?.origin().ascii_serialization();
+    if origin == own {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden("cross-site request refused".into()))
+    }
+}

@@ -1,0 +1,58 @@
+# VaporForge (Rust). The two commands: `make dev` (run the stack) and `make test` (every check and test).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+ROOT := $(CURDIR)
+export PATH := $(HOME)/.cargo/bin:$(ROOT)/node_modules/.bin:$(PATH)
+# worker-build and trunk use these tools instead of downloading their own.
+export WASM_BINDGEN_BIN := $(HOME)/.cargo/bin/wasm-bindgen
+export WASM_OPT_BIN := $(ROOT)/node_modules/binaryen/bin/wasm-opt
+export ESBUILD_BIN := $(ROOT)/node_modules/esbuild/bin/esbuild
+export TRUNK_SKIP_VERSION_CHECK := true
+export WRANGLER_SEND_METRICS := false
+export CLOUDFLARE_CF_FETCH_ENABLED := false
+
+.PHONY: help setup build app worker sandbox dev test lint fmt unit e2e clean
+
+help:
+	@echo "make dev    install what is missing, build, run the stack on http://127.0.0.1:8787"
+	@echo "make test   install what is missing, lint, unit tests, end-to-end tests against the real stack"
+
+setup:
+	@scripts/setup.sh
+
+## Builds
+app:
+	trunk build --release
+
+worker:
+	worker-build --release worker
+
+sandbox:
+	cargo build -p vf-sandbox --bins
+
+build: app worker sandbox
+
+## The two commands
+dev: setup build
+	@scripts/dev.sh
+
+test: setup lint unit build e2e
+
+## Pieces of `make test`
+fmt:
+	cargo fmt --all
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy -p vf-worker -p vf-app --target wasm32-unknown-unknown -- -D warnings
+
+unit:
+	cargo test --workspace --exclude vf-e2e
+
+e2e:
+	cargo test -p vf-e2e --test e2e
+
+clean:
+	rm -rf app/dist worker/build .wrangler/tmp

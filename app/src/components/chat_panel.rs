@@ -1,0 +1,91 @@
+//! The chat of one session: renders `use_agent_session`'s signals, and nothing else.
+
+use leptos::prelude::*;
+
+use super::{ConnectionBadge, ErrorBanner, MessageView, PromptBox};
+use crate::hooks::{use_agent_session, UseAgentSessionReturn};
+use crate::reconnect::ConnectionState;
+
+/// How close to the bottom (px) still counts as "following" the answer.
+const FOLLOW_SLACK_PX: f64 = 120.0;
+
+fn near_bottom() -> bool {
+    let window = window();
+    let body = document().document_element();
+    match (window.inner_height(), window.scroll_y(), body) {
+        (Ok(height), Ok(y), Some(root)) => {
+            height.as_f64().unwrap_or(0.0) + y + FOLLOW_SLACK_PX >= f64::from(root.scroll_height())
+        }
+        _ => true,
+    }
+}
+
+/// The messages, the prompt box, the connection badge and the error banner of session `session_id`.
+#[component]
+pub fn ChatPanel(
+    /// The session shown; changing it loads the other session.
+    #[prop(into)]
+    session_id: Signal<String>,
+) -> impl IntoView {
+    let UseAgentSessionReturn {
+        messages,
+        is_streaming,
+        connection,
+        error,
+        transport,
+        send_message,
+        stop,
+        clear_messages,
+    } = use_agent_session(session_id);
+
+    let count = Memo::new(move |_| messages.with(Vec::len));
+    let loading = Signal::derive(move || connection.get() == ConnectionState::Connecting);
+    let prompt_disabled = Signal::derive(move || is_streaming.get() || loading.get());
+
+    // Follow the answer as it grows, unless the user scrolled up to read.
+    let following = StoredValue::new(true);
+    let scroll = window_event_listener(leptos::ev::scroll, move |_| following.set_value(near_bottom()));
+    on_cleanup(move || scroll.remove());
+    Effect::new(move |_| {
+        messages.track();
+        if following.get_value() {
+            request_animation_frame(|| {
+                let height = document().document_element().map_or(0, |e| e.scroll_height());
+                window().scroll_to_with_x_and_y(0.0, f64::from(height));
+            });
+        }
+    });
+
+    view! {
+        <section class="chat">
+            <div class="chat-bar">
+                <a class="back" href="/">"← Sessions"</a>
+                <ConnectionBadge state=connection transport=transport />
+                <button
+                    type="button"
+                    class="ghost"
+                    data-testid="clear-transcript"
+                    disabled=move || is_streaming.get() || count.get() == 0
+                    on:click=move |_| clear_messages()
+                >
+                    "Clear"
+                </button>
+            </div>
+            <ErrorBanner message=error />
+            <div class="messages" data-testid="messages" aria-live="polite">
+                <Show when=move || count.get() == 0 && !loading.get()>
+                    <p class="empty">"Ask Claude Code to read, change or explain the code in this session's sandbox."</p>
+                </Show>
+                <For each=move || 0..count.get() key=|index| *index let:index>
+                    <MessageView message=Memo::new(move |_| messages.with(|m| m.get(index).cloned())) />
+                </For>
+            </div>
+            <PromptBox
+                disabled=prompt_disabled
+                streaming=is_streaming
+                on_send=Callback::new(send_message)
+                on_stop=Callback::new(move |()| stop())
+            />
+        </section>
+    }
+}

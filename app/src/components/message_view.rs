@@ -1,0 +1,225 @@
+//! One message of the chat: the user's turn as plain text, the assistant's as markdown and tool cards.
+//!
+//! Parts only ever grow (text is appended, tool results fill in), so each part keeps its DOM node for the life
+//! of the message: a tool card the user opened stays open while the answer streams on.
+
+use leptos::prelude::*;
+use serde_json::Value;
+use vf_protocol::transcript::{Message, Part, Role, Status, ToolCall};
+use vf_protocol::Usage;
+
+use crate::markdown;
+
+/// The value of `data-status`.
+fn status_name(status: &Status) -> &'static str {
+    match status {
+        Status::Streaming => "streaming",
+        Status::Done { .. } => "done",
+        Status::Stopped => "stopped",
+        Status::Failed { .. } => "failed",
+    }
+}
+
+/// The small print under a finished answer: duration, tokens, cost.
+fn meta_line(usage: Option<Usage>, cost_usd: Option<f64>, duration_ms: Option<u64>) -> String {
+    let mut bits = Vec::new();
+    if let Some(ms) = duration_ms {
+        bits.push(format!("{:.1} s", ms as f64 / 1000.0));
+    }
+    if let Some(u) = usage {
+        bits.push(format!(
+            "{} in / {} out tokens",
+            u.input_tokens, u.output_tokens
+        ));
+    }
+    if let Some(cost) = cost_usd {
+        bits.push(format!("${cost:.4}"));
+    }
+    bits.join(" · ")
+}
+
+/// A one-line hint of what a tool call works on (its command, file, pattern…), for the card's summary.
+fn tool_hint(input: &Value) -> Option<String> {
+    const KEYS: [&str; 7] = [
+        "command",
+        "file_path",
+        "path",
+        "pattern",
+        "url",
+        "query",
+        "description",
+    ];
+    let text = KEYS
+        .iter()
+        .find_map(|key| input.get(key).and_then(Value::as_str))?;
+    let line = text.lines().next().unwrap_or_default();
+    Some(if line.chars().count() > 60 || line.len() < text.len() {
+        format!("{}…", line.chars().take(60).collect::<String>())
+    } else {
+        line.to_string()
+    })
+}
+
+fn pretty_input(input: &Value) -> String {
+    match input {
+        Value::Null => "(not recorded)".into(),
+        other => serde_json::to_string_pretty(other).unwrap_or_else(|_| other.to_string()),
+    }
+}
+
+/// One message. `message` is `None` only for the moment the row is being removed.
+#[component]
+pub fn MessageView(
+    /// The message, kept up to date as events arrive.
+    message: Memo<Option<Message>>,
+) -> impl IntoView {
+    let role = message.with_untracked(|m| m.as_ref().map_or(Role::Assistant, |m| m.role));
+    let status = move || {
+        message.with(|m| m.as_ref().map_or("done", |m| status_name(&m.status)))
+    };
+    match role {
+        Role::User => view! {
+            <article class="message message-user" data-testid="message" data-role="user" data-status=status>
+                <p class="user-text">{move || message.with(|m| m.as_ref().map(Message::text).unwrap_or_default())}</p>
+            </article>
+        }
+        .into_any(),
+        Role::Assistant => {
+            let part_count = Memo::new(move |_| message.with(|m| m.as_ref().map_or(0, |m| m.parts.len())));
+            let status_value = Memo::new(move |_| message.with(|m| m.as_ref().map(|m| m.status.clone())));
+            view! {
+                <article class="message message-assistant" data-testid="message" data-role="assistant" data-status=status>
+                    <For each=move || 0..part_count.get() key=|index| *index let:index>
+                        <PartView part=Memo::new(move |_| {
+                            message.with(|m| m.as_ref().and_then(|m| m.parts.get(index).cloned()))
+                        }) />
+                    </For>
+                    <StatusLine status=status_value />
+                </article>
+            }
+            .into_any()
+        }
+    }
+}
+
+/// A text part (markdown) or a tool card; a part never changes kind.
+#[component]
+fn PartView(part: Memo<Option<Part>>) -> impl IntoView {
+    if part.with_untracked(|p| matches!(p, Some(Part::Tool(_)))) {
+        let call = Memo::new(move |_| {
+            part.with(|p| match p {
+                Some(Part::Tool(call)) => Some(call.clone()),
+                _ => None,
+            })
+        });
+        view! { <ToolCard call /> }.into_any()
+    } else {
+        let html = move || {
+            part.with(|p| match p {
+                Some(Part::Text(text)) => markdown::render(text),
+                _ => String::new(),
+            })
+        };
+        view! { <div class="markdown" inner_html=html></div> }.into_any()
+    }
+}
+
+/// A tool call as a collapsible card: name, input JSON and, once it came, the result.
+#[component]
+fn ToolCard(call: Memo<Option<ToolCall>>) -> impl IntoView {
+    let read = move |f: fn(&ToolCall) -> String| move || call.with(|c| c.as_ref().map(f).unwrap_or_default());
+    let state = move || {
+        call.with(|c| match c {
+            Some(c) if c.output.is_none() => "running",
+            Some(c) if c.is_error => "error",
+            _ => "done",
+        })
+    };
+    let has_output = move || call.with(|c| c.as_ref().is_some_and(|c| c.output.is_some()));
+    view! {
+        <details class="tool" class:tool-error=move || state() == "error" data-testid="tool-call" data-state=state>
+            <summary>
+                <span class="tool-name">{read(|c| c.name.clone())}</span>
+                <span class="tool-hint">{read(|c| tool_hint(&c.input).unwrap_or_default())}</span>
+                <span class="tool-state">{state}</span>
+            </summary>
+            <div class="tool-body">
+                <div class="tool-label">"Input"</div>
+                <pre class="tool-input">{read(|c| pretty_input(&c.input))}</pre>
+                <Show when=has_output>
+                    <div class="tool-label">"Result"</div>
+                    <pre class="tool-output">{read(|c| c.output.clone().unwrap_or_default())}</pre>
+                </Show>
+            </div>
+        </details>
+    }
+}
+
+/// Under an answer: working, its small print, stopped, or its failure.
+#[component]
+fn StatusLine(status: Memo<Option<Status>>) -> impl IntoView {
+    move || match status.get() {
+        Some(Status::Streaming) => view! {
+            <p class="status status-streaming"><span class="pulse" aria-hidden="true"></span>"Working…"</p>
+        }
+        .into_any(),
+        Some(Status::Done { usage, cost_usd, duration_ms }) => {
+            view! { <p class="status status-meta">{meta_line(usage, cost_usd, duration_ms)}</p> }.into_any()
+        }
+        Some(Status::Stopped) => view! { <p class="status status-stopped">"Stopped."</p> }.into_any(),
+        Some(Status::Failed { message, .. }) => {
+            view! { <p class="status status-failed" role="alert">{message}</p> }.into_any()
+        }
+        None => ().into_any(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn status_names_are_the_test_contract() {
+        assert_eq!(status_name(&Status::Streaming), "streaming");
+        assert_eq!(status_name(&Status::Stopped), "stopped");
+        assert_eq!(
+            status_name(&Status::Failed {
+                code: vf_protocol::ErrorCode::Timeout,
+                message: String::new()
+            }),
+            "failed"
+        );
+    }
+
+    #[test]
+    fn meta_line_says_what_is_known() {
+        assert_eq!(meta_line(None, None, None), "");
+        assert_eq!(
+            meta_line(
+                Some(Usage {
+                    input_tokens: 12,
+                    output_tokens: 3
+                }),
+                Some(0.04123),
+                Some(8421)
+            ),
+            "8.4 s · 12 in / 3 out tokens · $0.0412"
+        );
+    }
+
+    #[test]
+    fn tool_hints_pick_the_telling_field() {
+        assert_eq!(
+            tool_hint(&json!({"file_path": "/w/main.rs", "limit": 5})).as_deref(),
+            Some("/w/main.rs")
+        );
+        assert_eq!(
+            tool_hint(&json!({"command": "cargo test\ncargo fmt"})).as_deref(),
+            Some("cargo test…")
+        );
+        assert_eq!(tool_hint(&json!({"other": 1})), None);
+        assert_eq!(tool_hint(&Value::Null), None);
+        assert_eq!(pretty_input(&Value::Null), "(not recorded)");
+    }
+}

@@ -1,0 +1,21 @@
+//! The app's components: the pages, the chat panel and its pieces.
+
+mod admin_page;
+mod chat_panel;
+mod connection_badge;
+mod error_banner;
+mod login_page;
+mod message_view;
+mod prompt_box;
+mod sessions_page;
+mod top_bar;
+
+pub use admin_page::AdminPage;
+pub use chat_panel::ChatPanel;
+pub use connection_badge::ConnectionBadge;
+pub use error_banner::ErrorBanner;
+pub use login_page::LoginPage;
+pub use message_view::MessageView;
+pub use prompt_box::PromptBox;
+pub use sessions_page::SessionsPage;
+pub use top_bar::TopBar;

@@ -1,0 +1,215 @@
+//! One session's conversation as the hook keeps it: the protocol's transcript reducer, plus what only the
+//! client knows (a prompt was sent and its turn has not shown up yet).
+
+use vf_protocol::transcript::{Message, Role, Status, Transcript};
+use vf_protocol::{Envelope, Event};
+
+/// What applying a batch of events changed.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Applied {
+    /// The first message index that changed or was added; the reducer only ever touches the last message or
+    /// appends, so everything before it is untouched.
+    pub changed_from: Option<usize>,
+    /// An answer that was being written when the batch started and ended in it.
+    pub finished: Option<Finished>,
+}
+
+/// An answer that just ended: what a notification or an error banner says about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finished {
+    pub status: Status,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Conversation {
+    transcript: Transcript,
+    /// A prompt was sent and its `user-message` has not arrived.
+    awaiting_turn: bool,
+    /// The seq the transcript had when the prompt was sent.
+    turn_base: u64,
+    /// The sent turn did not follow the transcript directly: someone else's events came in between and were
+    /// never seen here, so the history must be reloaded to be whole.
+    missed_events: bool,
+}
+
+impl Conversation {
+    pub fn messages(&self) -> &[Message] {
+        &self.transcript.messages
+    }
+
+    /// The `after` of a resume.
+    pub fn last_seq(&self) -> u64 {
+        self.transcript.last_seq
+    }
+
+    /// An answer is open: being written, or asked for and not yet started.
+    pub fn unfinished(&self) -> bool {
+        self.awaiting_turn || self.transcript.is_streaming()
+    }
+
+    /// Whether events of another client were skipped (see `missed_events`); reading it clears it.
+    pub fn take_missed_events(&mut self) -> bool {
+        std::mem::take(&mut self.missed_events)
+    }
+
+    /// A prompt was sent.
+    pub fn expect_turn(&mut self) {
+        self.awaiting_turn = true;
+        self.turn_base = self.transcript.last_seq;
+    }
+
+    /// The prompt was refused, or a stream that replays everything ended without its turn: nothing is coming.
+    pub fn forget_turn(&mut self) {
+        self.awaiting_turn = false;
+    }
+
+    /// Applies a batch of events, in order.
+    pub fn apply(&mut self, batch: &[Envelope]) -> Applied {
+        let before = self.transcript.messages.len();
+        let was_streaming = self.transcript.is_streaming();
+        let mut changed = false;
+        for envelope in batch {
+            let applied = self.transcript.apply(envelope);
+            if applied && self.awaiting_turn && matches!(envelope.event, Event::UserMessage { .. }) {
+                self.awaiting_turn = false;
+                self.missed_events |= envelope.seq.is_some_and(|seq| seq > self.turn_base + 1);
+            }
+            changed |= applied;
+        }
+        let finished = (was_streaming && !self.transcript.is_streaming())
+            .then(|| self.transcript.messages.last())
+            .flatten()
+            .filter(|m| m.role == Role::Assistant)
+            .map(|m| Finished {
+                status: m.status.clone(),
+                text: m.text(),
+            });
+        Applied {
+            changed_from: changed.then_some(before.saturating_sub(1)),
+            finished,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vf_protocol::ErrorCode;
+
+    fn stored(seq: u64, event: Event) -> Envelope {
+        Envelope {
+            seq: Some(seq),
+            execution_id: Some(format!("e{}", seq / 10)),
+            event,
+        }
+    }
+
+    fn done() -> Event {
+        Event::Done {
+            session_id: None,
+            full_text: None,
+            usage: None,
+            cost_usd: None,
+            duration_ms: None,
+            cancelled: None,
+        }
+    }
+
+    fn user(text: &str) -> Event {
+        Event::UserMessage { text: text.into() }
+    }
+
+    fn delta(text: &str) -> Event {
+        Event::TextDelta { text: text.into() }
+    }
+
+    #[test]
+    fn a_sent_prompt_is_unfinished_until_its_answer_ends() {
+        let mut c = Conversation::default();
+        assert!(!c.unfinished());
+        c.expect_turn();
+        assert!(c.unfinished());
+        c.apply(&[stored(1, user("hi"))]);
+        assert!(c.unfinished(), "the answer is streaming");
+        c.apply(&[stored(2, delta("yo")), stored(3, done())]);
+        assert!(!c.unfinished());
+        assert!(!c.take_missed_events());
+    }
+
+    #[test]
+    fn a_refused_prompt_is_forgotten() {
+        let mut c = Conversation::default();
+        c.expect_turn();
+        c.forget_turn();
+        assert!(!c.unfinished());
+    }
+
+    #[test]
+    fn reports_what_changed() {
+        let mut c = Conversation::default();
+        let a = c.apply(&[stored(1, user("hi")), stored(2, delta("a"))]);
+        assert_eq!(a.changed_from, Some(0));
+        assert_eq!(c.messages().len(), 2);
+        let a = c.apply(&[stored(3, delta("b"))]);
+        assert_eq!(a.changed_from, Some(1));
+        // A replayed overlap changes nothing.
+        let a = c.apply(&[stored(2, delta("a")), stored(3, delta("b"))]);
+        assert_eq!(a.changed_from, None);
+        assert_eq!(c.messages()[1].text(), "ab");
+        let a = c.apply(&[Envelope::live(Event::Heartbeat)]);
+        assert_eq!(a, Applied::default());
+    }
+
+    #[test]
+    fn reports_an_answer_that_ends_while_watched() {
+        let mut c = Conversation::default();
+        c.apply(&[stored(1, user("hi")), stored(2, delta("partial"))]);
+        let a = c.apply(&[stored(3, delta(" answer")), stored(4, done())]);
+        let finished = a.finished.expect("the answer ended");
+        assert_eq!(finished.text, "partial answer");
+        assert!(matches!(finished.status, Status::Done { .. }));
+    }
+
+    #[test]
+    fn history_that_arrives_finished_is_not_reported() {
+        let mut c = Conversation::default();
+        let a = c.apply(&[stored(1, user("hi")), stored(2, delta("x")), stored(3, done())]);
+        assert_eq!(a.finished, None);
+    }
+
+    #[test]
+    fn failures_are_reported_with_their_message() {
+        let mut c = Conversation::default();
+        c.apply(&[stored(1, user("hi"))]);
+        let a = c.apply(&[stored(2, Event::error(ErrorCode::AgentCrashed, "it died"))]);
+        assert!(matches!(
+            a.finished.unwrap().status,
+            Status::Failed { code: ErrorCode::AgentCrashed, ref message } if message == "it died"
+        ));
+    }
+
+    #[test]
+    fn a_turn_after_unseen_events_asks_for_a_reload() {
+        let mut c = Conversation::default();
+        c.apply(&[stored(1, user("a")), stored(2, done())]);
+        c.expect_turn();
+        // Another tab ran seqs 3 and 4; our turn starts at 5.
+        c.apply(&[stored(5, user("b"))]);
+        assert!(c.take_missed_events());
+        assert!(!c.take_missed_events(), "reading clears it");
+    }
+
+    #[test]
+    fn the_legacy_path_applies_events_without_seq() {
+        let mut c = Conversation::default();
+        c.expect_turn();
+        c.apply(&[Envelope::live(user("q"))]);
+        c.apply(&[Envelope::live(delta("a"))]);
+        assert!(c.unfinished());
+        let a = c.apply(&[Envelope::live(done())]);
+        assert!(a.finished.is_some());
+        assert!(!c.unfinished());
+        assert!(!c.take_missed_events());
+    }
+}

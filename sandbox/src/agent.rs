@@ -1,0 +1,248 @@
+//! The `vf-agent` runner: reads the pending query, runs the Claude Code CLI, translates its output and ends every
+//! run with exactly one terminal event.
+
+pub mod claude;
+pub mod sink;
+pub mod translate;
+
+use std::path::PathBuf;
+use std::process::ExitStatus;
+use std::time::Duration;
+
+use futures::FutureExt as _;
+use tokio::io::AsyncWriteExt;
+use tokio::process::Child;
+use tokio::signal::unix::{signal, Signal, SignalKind};
+use tokio::time::{sleep_until, timeout, Instant};
+use vf_protocol::api::{Autonomy, PendingQuery, SessionMode};
+use vf_protocol::{ErrorCode, Event};
+
+use crate::lines::Lines;
+use crate::Error;
+use claude::Turn;
+use sink::{Output, Sink};
+use translate::Translator;
+
+/// A single CLI line may be far larger than an agent line (a tool result carrying a whole file): it is read whole
+/// and truncated by the translator, up to this bound.
+const MAX_CLI_LINE_BYTES: usize = 64 * 1024 * 1024;
+/// How long the CLI may take to exit after its result (it is still saving the transcript `--resume` needs), or to
+/// report its exit status after closing its output.
+const EXIT_GRACE: Duration = Duration::from_secs(10);
+
+/// The runner's environment; the names are a contract with the Worker.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// `VF_QUERY_FILE`: the pending-query JSON, deleted once read.
+    pub query_file: Option<PathBuf>,
+    /// `VF_CALLBACK_URL` and `VF_STREAM_JWT`; without a URL, lines go to stdout.
+    pub callback: Option<(String, String)>,
+    /// `VF_SDK_SESSION_ID`, else the query's `sdkSessionId`: Claude's session to resume.
+    pub sdk_session_id: Option<String>,
+    /// `VF_SESSION_MODE`, `VF_AUTONOMY_MODE`, `VF_MODEL`.
+    pub mode: SessionMode,
+    pub autonomy: Option<Autonomy>,
+    pub model: Option<String>,
+    /// `VF_CLAUDE_BIN`, default `claude`.
+    pub claude_bin: String,
+    /// `VF_MAX_RUNTIME_SECS` (3600), `VF_IDLE_TIMEOUT_SECS` (600), `VF_HEARTBEAT_SECS` (10); fractions allowed.
+    pub max_runtime: Duration,
+    pub idle_timeout: Duration,
+    pub heartbeat: Duration,
+}
+
+impl AgentConfig {
+    pub fn from_env() -> Self {
+        // An empty variable means unset: the Worker passes `""` for "no previous session".
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let secs = |name: &str, default: u64| {
+            var(name)
+                .and_then(|v| v.parse::<f64>().ok().filter(|s| s.is_finite() && *s > 0.0))
+                .map_or(Duration::from_secs(default), Duration::from_secs_f64)
+        };
+        AgentConfig {
+            query_file: var("VF_QUERY_FILE").map(PathBuf::from),
+            callback: var("VF_CALLBACK_URL").map(|url| (url, var("VF_STREAM_JWT").unwrap_or_default())),
+            sdk_session_id: var("VF_SDK_SESSION_ID"),
+            mode: parse_choice("VF_SESSION_MODE", var("VF_SESSION_MODE")).unwrap_or_default(),
+            autonomy: parse_choice("VF_AUTONOMY_MODE", var("VF_AUTONOMY_MODE")),
+            model: var("VF_MODEL"),
+            claude_bin: var("VF_CLAUDE_BIN").unwrap_or_else(|| "claude".into()),
+            max_runtime: secs("VF_MAX_RUNTIME_SECS", 3600),
+            idle_timeout: secs("VF_IDLE_TIMEOUT_SECS", 600),
+            heartbeat: secs("VF_HEARTBEAT_SECS", 10),
+        }
+    }
+}
+
+/// A protocol enum from its wire name; an unknown name is logged and ignored rather than failing the turn.
+fn parse_choice<T: serde::de::DeserializeOwned>(name: &str, value: Option<String>) -> Option<T> {
+    let value = value?;
+    let parsed = serde_json::from_value(serde_json::Value::String(value.clone())).ok();
+    if parsed.is_none() {
+        eprintln!("vf-agent: ignoring {name}={value:?}: not a known value");
+    }
+    parsed
+}
+
+/// Runs one turn; the process's exit status is whether every line reached its destination.
+pub async fn run(config: AgentConfig) -> Result<(), Error> {
+    let sink = match &config.callback {
+        Some((url, jwt)) => Sink::callback(url, jwt)?,
+        None => Sink::stdout(),
+    };
+    let mut output = Output::new(sink);
+    let driven = drive(&config, &mut output).await;
+    // The answer is complete: close the stream first, so the user is not kept waiting on the CLI's exit.
+    let closed = output.close().await;
+    // A broken callback surfaces in both; the close error says why (the HTTP status), so it wins.
+    let cli = match driven {
+        Ok(cli) => cli,
+        Err(e) => return closed.and(Err(e)),
+    };
+    if let Some(cli) = cli {
+        reap(cli).await;
+    }
+    closed
+}
+
+/// Produces the run's events, ending with exactly one terminal event unless the output itself broke. Returns the
+/// CLI if it answered and may still be exiting.
+async fn drive(config: &AgentConfig, output: &mut Output) -> Result<Option<Child>, Error> {
+    let mut stop = StopSignals::new()?;
+    let query = match read_query(config.query_file.as_deref()) {
+        Ok(query) => query,
+        Err(message) => {
+            output.emit(Event::error(ErrorCode::DispatchFailed, message)).await?;
+            return Ok(None);
+        }
+    };
+    let turn = Turn {
+        resume: config.sdk_session_id.clone().or(query.sdk_session_id),
+        model: config.model.clone(),
+        mode: config.mode,
+        autonomy: config.autonomy,
+    };
+    let mut cli = match claude::command(&config.claude_bin, &turn).spawn() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let message = format!("could not start Claude Code ({}): {e}", config.claude_bin);
+            output.emit(Event::error(ErrorCode::AgentCrashed, message)).await?;
+            return Ok(None);
+        }
+    };
+    let mut stdin = cli.stdin.take().expect("stdin is piped");
+    let prompt = query.prompt;
+    // Written alongside the reading: a prompt larger than the pipe buffer must not deadlock against our reads.
+    // A CLI that exits without reading it is reported through its exit, not through a broken pipe here.
+    tokio::spawn(async move {
+        let _ = stdin.write_all(prompt.as_bytes()).await;
+    });
+    let mut lines = Lines::new(cli.stdout.take().expect("stdout is piped"), MAX_CLI_LINE_BYTES);
+    let mut translator = Translator::default();
+    let deadline = Instant::now() + config.max_runtime;
+    let mut idle_until = Instant::now() + config.idle_timeout;
+
+    let failure = loop {
+        tokio::select! {
+            biased;
+            _ = stop.recv() => break Event::error(ErrorCode::Cancelled, "stopped"),
+            _ = sleep_until(deadline) => break Event::error(
+                ErrorCode::Timeout,
+                format!("Claude Code ran past the {} s limit and was stopped", config.max_runtime.as_secs()),
+            ),
+            _ = sleep_until(idle_until) => break Event::error(
+                ErrorCode::Timeout,
+                format!("Claude Code was silent for {} s and was stopped", config.idle_timeout.as_secs()),
+            ),
+            line = lines.next() => match line {
+                Some(Ok(line)) => {
+                    idle_until = Instant::now() + config.idle_timeout;
+                    for event in translator.translate(&line) {
+                        output.emit(event).await?;
+                    }
+                    if output.finished() {
+                        log_skipped(&translator);
+                        return Ok(Some(cli));
+                    }
+                }
+                Some(Err(e)) => {
+                    translator.skip();
+                    eprintln!("vf-agent: skipped a CLI line: {e}");
+                }
+                None => {
+                    let status = timeout(EXIT_GRACE, cli.wait()).await;
+                    break if stop.recv().now_or_never().is_some() {
+                        Event::error(ErrorCode::Cancelled, "stopped")
+                    } else {
+                        Event::error(ErrorCode::AgentCrashed, crash_message(status.ok().and_then(Result::ok)))
+                    };
+                }
+            },
+            _ = sleep_until(output.last_write() + config.heartbeat) => output.emit(Event::Heartbeat).await?,
+        }
+    };
+    log_skipped(&translator);
+    let _ = cli.kill().await;
+    output.emit(failure).await?;
+    Ok(None)
+}
+
+/// Reads and deletes the pending-query file (the prompt must not linger on disk). The error is shown to the user.
+fn read_query(path: Option<&std::path::Path>) -> Result<PendingQuery, String> {
+    let path = path.ok_or("VF_QUERY_FILE is not set")?;
+    let text = std::fs::read_to_string(path).map_err(|e| format!("could not read the query file: {e}"))?;
+    if let Err(e) = std::fs::remove_file(path) {
+        eprintln!("vf-agent: could not delete the query file: {e}");
+    }
+    serde_json::from_str(&text).map_err(|e| format!("the query file is not a pending query: {e}"))
+}
+
+fn crash_message(status: Option<ExitStatus>) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    let how = match status.map(|s| (s.code(), s.signal())) {
+        Some((Some(code), _)) => format!("exited with code {code}"),
+        Some((None, Some(signal))) => format!("was killed by signal {signal}"),
+        _ => "closed its output".into(),
+    };
+    format!("Claude Code {how} before finishing its answer")
+}
+
+/// Waits for the CLI to exit on its own after its result, then kills it.
+async fn reap(mut cli: Child) {
+    if timeout(EXIT_GRACE, cli.wait()).await.is_err() {
+        eprintln!("vf-agent: Claude Code did not exit after its result; killing it");
+        let _ = cli.kill().await;
+    }
+}
+
+fn log_skipped(translator: &Translator) {
+    if translator.skipped() > 0 {
+        eprintln!(
+            "vf-agent: skipped {} stream-json lines it did not understand",
+            translator.skipped()
+        );
+    }
+}
+
+/// SIGTERM (the sandbox stopping the process group) or SIGINT: the run ends as `cancelled`.
+struct StopSignals {
+    term: Signal,
+    int: Signal,
+}
+
+impl StopSignals {
+    fn new() -> std::io::Result<Self> {
+        Ok(StopSignals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+    }
+}

@@ -1,0 +1,362 @@
+//! The scripted stand-in for the `claude` CLI (binary `vf-fake-claude`): its arguments, its fixtures, and the
+//! prompt tags that choose what it replays. The binary only plays the steps built here.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+/// The model the fake reports when `--model` is not given.
+pub const DEFAULT_MODEL: &str = "claude-sonnet-4-5-20250929";
+/// Pause between printed lines unless `VF_FAKE_DELAY_MS` or a `[delay:MS]` tag says otherwise.
+pub const DEFAULT_DELAY: Duration = Duration::from_millis(40);
+
+/// Recorded sessions in the CLI's own stream-json format. Besides CLI lines, a fixture may hold directives only the
+/// fake understands (`{"_fake":"sleep","ms":200}`, `{"_fake":"exit","code":1}`, `{"_fake":"hang"}`,
+/// `{"_fake":"raw","text":"not json"}`) and placeholders (`{{session_id}}`, `{{new_session_id}}`, `{{cwd}}`,
+/// `{{model}}`, `{{permission_mode}}`).
+pub const FIXTURES: [(&str, &str); 8] = [
+    ("demo", include_str!("../fixtures/demo.jsonl")),
+    ("text", include_str!("../fixtures/text.jsonl")),
+    ("tool", include_str!("../fixtures/tool.jsonl")),
+    ("error-result", include_str!("../fixtures/error-result.jsonl")),
+    ("crash", include_str!("../fixtures/crash.jsonl")),
+    ("resume", include_str!("../fixtures/resume.jsonl")),
+    ("garbage", include_str!("../fixtures/garbage.jsonl")),
+    ("hang", include_str!("../fixtures/hang.jsonl")),
+];
+
+pub fn fixture(name: &str) -> Option<&'static str> {
+    FIXTURES.iter().find(|(n, _)| *n == name).map(|(_, text)| *text)
+}
+
+/// The arguments the fake accepts: the ones `vf-agent` passes, parsed as strictly as the real CLI does.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Args {
+    pub resume: Option<String>,
+    pub model: Option<String>,
+    pub permission_mode: Option<String>,
+    /// With `--include-partial-messages`, `stream_event` lines are printed; without it they are left out.
+    pub partial: bool,
+    /// A prompt given as an argument rather than on stdin.
+    pub prompt: Option<String>,
+}
+
+/// Parses the argv (without the program name); the error is a usage message, for exit code 2.
+pub fn parse_args(argv: &[String]) -> Result<Args, String> {
+    let mut args = Args::default();
+    let (mut print, mut verbose, mut format) = (false, false, None);
+    let mut rest = argv.iter();
+    while let Some(arg) = rest.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((flag, value)) if flag.starts_with("--") => (flag, Some(value.to_string())),
+            _ => (arg.as_str(), None),
+        };
+        let mut value = || {
+            inline
+                .clone()
+                .or_else(|| rest.next().cloned())
+                .ok_or(format!("error: option '{flag} <value>' argument missing"))
+        };
+        match flag {
+            "-p" | "--print" => print = true,
+            "--verbose" => verbose = true,
+            "--include-partial-messages" => args.partial = true,
+            "--output-format" => format = Some(value()?),
+            "-r" | "--resume" => args.resume = Some(value()?),
+            "--model" => args.model = Some(value()?),
+            "--permission-mode" => {
+                let mode = value()?;
+                if !["acceptEdits", "bypassPermissions", "default", "plan"].contains(&mode.as_str()) {
+                    return Err(format!(
+                        "error: option '--permission-mode <mode>' argument '{mode}' is invalid"
+                    ));
+                }
+                args.permission_mode = Some(mode);
+            }
+            flag if flag.starts_with('-') => return Err(format!("error: unknown option '{flag}'")),
+            _ => args.prompt = Some(arg.clone()),
+        }
+    }
+    if !print {
+        return Err("error: vf-fake-claude only replays print mode (-p)".into());
+    }
+    if format.as_deref() != Some("stream-json") {
+        return Err("error: vf-fake-claude only prints --output-format stream-json".into());
+    }
+    if !verbose {
+        return Err("Error: When using --print, --output-format=stream-json requires --verbose".into());
+    }
+    Ok(args)
+}
+
+/// What the fake replays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Fixture(&'static str),
+    /// `count` text deltas of `size` bytes, with no delay: for tests and benchmarks.
+    Burst { count: usize, size: usize },
+}
+
+/// The value of a `[name:value]` tag in the prompt.
+pub fn tag<'a>(prompt: &'a str, name: &str) -> Option<&'a str> {
+    let start = prompt.find(&format!("[{name}:"))? + name.len() + 2;
+    let len = prompt[start..].find(']')?;
+    Some(&prompt[start..start + len])
+}
+
+/// A `[burst:N:SIZE]` tag, else `VF_FAKE_FIXTURE`, else a `[fixture:NAME]` tag, else `demo`.
+pub fn choose(prompt: &str, env_fixture: Option<&str>) -> Result<Source, String> {
+    if let Some(burst) = tag(prompt, "burst") {
+        let parsed = burst
+            .split_once(':')
+            .and_then(|(n, size)| Some((n.parse().ok()?, size.parse().ok()?)));
+        let (count, size) = parsed.ok_or(format!("error: bad tag [burst:{burst}], want [burst:N:SIZE]"))?;
+        return Ok(Source::Burst { count, size });
+    }
+    let name = env_fixture.or_else(|| tag(prompt, "fixture")).unwrap_or("demo");
+    fixture(name)
+        .map(Source::Fixture)
+        .ok_or(format!("error: unknown fixture {name:?}"))
+}
+
+/// The pause between lines: a `[delay:MS]` tag, else `VF_FAKE_DELAY_MS`, else [`DEFAULT_DELAY`]; none for bursts.
+pub fn delay(prompt: &str, env_delay: Option<&str>, source: Source) -> Duration {
+    if let Source::Burst { .. } = source {
+        return Duration::ZERO;
+    }
+    tag(prompt, "delay")
+        .or(env_delay)
+        .and_then(|ms| ms.trim().parse().ok())
+        .map_or(DEFAULT_DELAY, Duration::from_millis)
+}
+
+/// What goes into a fixture's placeholders.
+#[derive(Debug, Clone)]
+pub struct Vars {
+    /// The `--resume` id, or a fresh one: the real CLI keeps the id of the session it resumes.
+    pub session_id: String,
+    /// Always fresh: a resumed run that reports a new id.
+    pub new_session_id: String,
+    pub cwd: String,
+    pub model: String,
+    pub permission_mode: String,
+}
+
+impl Vars {
+    pub fn new(args: &Args, cwd: String) -> Self {
+        let fresh = || uuid::Uuid::new_v4().to_string();
+        Vars {
+            session_id: args.resume.clone().unwrap_or_else(fresh),
+            new_session_id: fresh(),
+            cwd,
+            model: args.model.clone().unwrap_or_else(|| DEFAULT_MODEL.into()),
+            permission_mode: args.permission_mode.clone().unwrap_or_else(|| "default".into()),
+        }
+    }
+
+    /// Fills the placeholders of one line; values are JSON-escaped, since placeholders sit inside JSON strings.
+    fn fill(&self, line: &str) -> String {
+        let escape = |value: &str| {
+            let quoted = serde_json::to_string(value).expect("strings serialize");
+            quoted[1..quoted.len() - 1].to_string()
+        };
+        [
+            ("{{session_id}}", &self.session_id),
+            ("{{new_session_id}}", &self.new_session_id),
+            ("{{cwd}}", &self.cwd),
+            ("{{model}}", &self.model),
+            ("{{permission_mode}}", &self.permission_mode),
+        ]
+        .iter()
+        .fold(line.to_string(), |line, (placeholder, value)| {
+            line.replace(placeholder, &escape(value))
+        })
+    }
+}
+
+/// One thing the fake does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    Print(String),
+    Sleep(Duration),
+    Exit(i32),
+    Hang,
+}
+
+/// The text of a source: a fixture's, or a generated burst.
+pub fn text(source: Source) -> String {
+    match source {
+        Source::Fixture(text) => text.to_string(),
+        Source::Burst { count, size } => burst(count, size),
+    }
+}
+
+/// Turns a fixture's text into steps. With `partial` false, `stream_event` lines are left out, as the real CLI
+/// does without `--include-partial-messages`.
+pub fn steps(text: &str, vars: &Vars, partial: bool) -> Result<Vec<Step>, String> {
+    let mut steps = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let line = vars.fill(line);
+        let value: Value =
+            serde_json::from_str(&line).map_err(|e| format!("fixture line is not JSON ({e}): {line}"))?;
+        let step = match value["_fake"].as_str() {
+            None if !partial && value["type"] == "stream_event" => continue,
+            None => Step::Print(line),
+            Some("sleep") => Step::Sleep(Duration::from_millis(value["ms"].as_u64().unwrap_or(0))),
+            Some("exit") => Step::Exit(value["code"].as_i64().unwrap_or(1) as i32),
+            Some("hang") => Step::Hang,
+            Some("raw") => Step::Print(value["text"].as_str().unwrap_or_default().to_string()),
+            Some(other) => return Err(format!("unknown fixture directive {other:?}")),
+        };
+        steps.push(step);
+    }
+    Ok(steps)
+}
+
+/// A synthetic session: init, `count` text deltas of `size` bytes (each starting with its zero-padded index, so
+/// the concatenation shows order and loss), the complete message, and a success result holding all the text.
+fn burst(count: usize, size: usize) -> String {
+    // The init line is the `text` fixture's, so that there is one source of truth for its shape.
+    let init = fixture("text").and_then(|t| t.lines().next()).expect("the text fixture starts with init");
+    let piece = |i: usize| {
+        let mut piece = format!("{i:07}:");
+        piece.extend(std::iter::repeat_n('x', size.saturating_sub(piece.len())));
+        piece.truncate(size);
+        piece
+    };
+    let all: String = (0..count).map(piece).collect();
+    let session = "{{session_id}}";
+    let mut lines = vec![init.to_string()];
+    let mut line = |value: Value| lines.push(value.to_string());
+    line(json!({"type": "stream_event", "session_id": session, "parent_tool_use_id": null,
+        "event": {"type": "message_start", "message": {"id": "msg_burst", "type": "message", "role": "assistant",
+        "model": "{{model}}", "content": []}}}));
+    for i in 0..count {
+        line(json!({"type": "stream_event", "session_id": session, "parent_tool_use_id": null,
+            "event": {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece(i)}}}));
+    }
+    line(json!({"type": "assistant", "session_id": session, "parent_tool_use_id": null,
+        "message": {"id": "msg_burst", "type": "message", "role": "assistant", "model": "{{model}}",
+        "content": [{"type": "text", "text": all}]}}));
+    line(json!({"type": "stream_event", "session_id": session, "parent_tool_use_id": null,
+        "event": {"type": "message_stop"}}));
+    line(json!({"type": "result", "subtype": "success", "is_error": false, "duration_ms": 1, "num_turns": 1,
+        "result": all, "session_id": session, "total_cost_usd": 0.0,
+        "usage": {"input_tokens": 1, "output_tokens": count}}));
+    lines.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(args: &str) -> Vec<String> {
+        args.split_whitespace().map(String::from).collect()
+    }
+
+    fn vars() -> Vars {
+        Vars::new(&Args::default(), "/w".into())
+    }
+
+    #[test]
+    fn arguments_are_parsed_like_the_real_cli() {
+        let base = "-p --output-format stream-json --verbose";
+        let args = parse_args(&argv(&format!(
+            "{base} --include-partial-messages --resume s1 --model=opus --permission-mode plan"
+        )))
+        .unwrap();
+        assert_eq!(
+            args,
+            Args {
+                resume: Some("s1".into()),
+                model: Some("opus".into()),
+                permission_mode: Some("plan".into()),
+                partial: true,
+                prompt: None,
+            }
+        );
+        assert_eq!(parse_args(&argv(&format!("{base} hello"))).unwrap().prompt.as_deref(), Some("hello"));
+        for bad in [
+            format!("{base} --bogus"),
+            format!("{base} --permission-mode yolo"),
+            format!("{base} --resume"),
+            "-p --output-format stream-json".into(),
+            "--output-format stream-json --verbose".into(),
+            "-p --output-format text --verbose".into(),
+        ] {
+            assert!(parse_args(&argv(&bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn every_fixture_is_valid_and_ends_as_documented() {
+        for (name, text) in FIXTURES {
+            let steps = steps(text, &vars(), true).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let last = steps.last().unwrap();
+            match name {
+                "crash" => assert_eq!(last, &Step::Exit(1)),
+                "hang" => assert_eq!(last, &Step::Hang),
+                _ => assert!(matches!(last, Step::Print(l) if l.contains(r#""type":"result""#)), "{name}"),
+            }
+            assert!(steps.iter().all(|s| !matches!(s, Step::Print(l) if l.contains("{{"))), "{name}");
+        }
+    }
+
+    #[test]
+    fn selection_and_pace() {
+        assert_eq!(choose("hi", None), Ok(Source::Fixture(fixture("demo").unwrap())));
+        assert_eq!(choose("[fixture:text] hi", None), Ok(Source::Fixture(fixture("text").unwrap())));
+        assert_eq!(choose("[fixture:text]", Some("crash")), Ok(Source::Fixture(fixture("crash").unwrap())));
+        assert_eq!(choose("[burst:3:10]", Some("crash")), Ok(Source::Burst { count: 3, size: 10 }));
+        assert!(choose("[fixture:nope]", None).is_err());
+        assert!(choose("[burst:3]", None).is_err());
+        let demo = Source::Fixture(fixture("demo").unwrap());
+        assert_eq!(delay("x", None, demo), DEFAULT_DELAY);
+        assert_eq!(delay("x", Some("5"), demo), Duration::from_millis(5));
+        assert_eq!(delay("[delay:7]", Some("5"), demo), Duration::from_millis(7));
+        assert_eq!(delay("[delay:7]", None, Source::Burst { count: 1, size: 1 }), Duration::ZERO);
+    }
+
+    #[test]
+    fn without_partial_messages_stream_events_are_left_out() {
+        let text = fixture("text").unwrap();
+        let partial = steps(text, &vars(), true).unwrap();
+        let complete = steps(text, &vars(), false).unwrap();
+        assert_eq!(complete.len(), 3, "init, assistant, result");
+        assert!(partial.len() > complete.len());
+    }
+
+    #[test]
+    fn placeholders_are_filled_as_json() {
+        let vars = Vars {
+            cwd: "/a \"quoted\" dir".into(),
+            ..vars()
+        };
+        let steps = steps(fixture("text").unwrap(), &vars, false).unwrap();
+        let Step::Print(init) = &steps[0] else { panic!() };
+        let init: Value = serde_json::from_str(init).unwrap();
+        assert_eq!(init["cwd"], "/a \"quoted\" dir");
+        assert_eq!(init["model"], DEFAULT_MODEL);
+        assert_eq!(init["session_id"], vars.session_id.as_str());
+    }
+
+    #[test]
+    fn bursts_are_deterministic() {
+        let steps = steps(&text(Source::Burst { count: 12, size: 10 }), &vars(), true).unwrap();
+        let lines: Vec<Value> = steps
+            .iter()
+            .map(|s| match s {
+                Step::Print(l) => serde_json::from_str(l).unwrap(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        let deltas: Vec<&str> = lines
+            .iter()
+            .filter_map(|l| l["event"]["delta"]["text"].as_str())
+            .collect();
+        assert_eq!(deltas.len(), 12);
+        assert_eq!(deltas[0], "0000000:xx");
+        assert_eq!(deltas[11], "0000011:xx");
+        assert_eq!(lines.last().unwrap()["result"], deltas.concat());
+    }
+}

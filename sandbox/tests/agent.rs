@@ -1,0 +1,303 @@
+//! End-to-end tests of the `vf-agent` binary driving `vf-fake-claude`, in stdout and in callback mode.
+
+mod common;
+
+use std::path::Path;
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use axum::{Json, Router};
+use common::{parse_line, scratch, terminal, write_query, AGENT, FAKE_CLAUDE};
+use futures::StreamExt;
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+use vf_protocol::{AgentLine, ErrorCode, Event, LineFramer};
+
+const JWT: &str = "jwt-SECRET-7f3a9c";
+const OAUTH: &str = "sk-ant-oat01-OAUTHSECRET-51d0e2";
+
+struct Run {
+    lines: Vec<AgentLine>,
+    stderr: String,
+    status: ExitStatus,
+    /// When the process exited.
+    ended: Instant,
+}
+
+/// The agent with a clean environment: only what the test gives it, the fake CLI with no delay by default, and
+/// the secrets (which must never be logged).
+fn agent(dir: &Path, env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(AGENT);
+    command
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap())
+        .env("VF_QUERY_FILE", "query.json")
+        .env("VF_CLAUDE_BIN", FAKE_CLAUDE)
+        .env("VF_FAKE_DELAY_MS", "0")
+        .env("CLAUDE_CODE_OAUTH_TOKEN", OAUTH)
+        .env("IS_SANDBOX", "1")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    command
+}
+
+async fn run_agent(prompt: &str, env: &[(&str, &str)]) -> Run {
+    let dir = scratch("agent");
+    write_query(&dir.join("query.json"), prompt);
+    let output = tokio::time::timeout(Duration::from_secs(30), agent(&dir, env).output())
+        .await
+        .expect("the agent ends by itself")
+        .unwrap();
+    let ended = Instant::now();
+    std::fs::remove_dir_all(&dir).unwrap();
+    Run {
+        lines: output.stdout.split(|b| *b == b'\n').filter(|l| !l.is_empty()).map(parse_line).collect(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        status: output.status,
+        ended,
+    }
+}
+
+fn error_code(event: &Event) -> Option<ErrorCode> {
+    match event {
+        Event::Error { code, .. } => Some(*code),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn every_fixture_ends_with_exactly_one_terminal_event() {
+    let cases = [
+        ("text", None),
+        ("tool", None),
+        ("garbage", None),
+        ("demo", None),
+        ("error-result", Some(ErrorCode::AgentError)),
+        ("crash", Some(ErrorCode::AgentCrashed)),
+        ("hang", Some(ErrorCode::Timeout)),
+    ];
+    let prompts: Vec<String> = cases.iter().map(|(fixture, _)| format!("[fixture:{fixture}] go")).collect();
+    let runs = futures::future::join_all(
+        prompts.iter().map(|prompt| run_agent(prompt, &[("VF_IDLE_TIMEOUT_SECS", "1")])),
+    )
+    .await;
+    for ((fixture, expected), run) in cases.iter().zip(&runs) {
+        assert!(run.status.success(), "{fixture}: {}", run.stderr);
+        let last = terminal(&run.lines);
+        assert_eq!(error_code(last), *expected, "{fixture}: {last:?}");
+        assert!(
+            matches!(run.lines[0].event, Event::SessionInit { .. }),
+            "{fixture}"
+        );
+    }
+    let crash = terminal(&runs[5].lines);
+    assert!(matches!(crash, Event::Error { error, .. } if error.contains("exited with code 1")), "{crash:?}");
+    let hang = terminal(&runs[6].lines);
+    assert!(matches!(hang, Event::Error { error, .. } if error.contains("silent")), "{hang:?}");
+    assert!(runs[2].stderr.contains("skipped 5 stream-json lines"), "{}", runs[2].stderr);
+}
+
+#[tokio::test]
+async fn resume_model_and_permission_mode_reach_the_cli_and_the_new_session_id_lands_on_done() {
+    let dir = scratch("args");
+    let log = dir.join("args.jsonl");
+    let log = log.to_str().unwrap();
+    let first = run_agent("[fixture:text] hi", &[("VF_FAKE_ARGS_LOG", log), ("VF_SDK_SESSION_ID", "")]).await;
+    let second = run_agent(
+        "[fixture:resume] again",
+        &[
+            ("VF_FAKE_ARGS_LOG", log),
+            ("VF_SDK_SESSION_ID", "old-session"),
+            ("VF_MODEL", "claude-opus-4-1"),
+            ("VF_AUTONOMY_MODE", "autonomous"),
+        ],
+    )
+    .await;
+    let argv: Vec<Vec<String>> = std::fs::read_to_string(log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(argv.len(), 2);
+    assert!(!argv[0].contains(&"--resume".to_string()), "{:?}", argv[0]);
+    let second_args = argv[1].join(" ");
+    for expected in ["--resume old-session", "--model claude-opus-4-1", "--permission-mode bypassPermissions"] {
+        assert!(second_args.contains(expected), "{second_args}");
+    }
+    assert!(matches!(terminal(&first.lines), Event::Done { .. }));
+    let Event::SessionInit { session_id: init, .. } = &second.lines[0].event else {
+        panic!("{:?}", second.lines[0])
+    };
+    let done = terminal(&second.lines);
+    assert_eq!(done.sdk_session_id(), Some(init.as_str()));
+    assert_ne!(init, "old-session");
+}
+
+#[tokio::test]
+async fn the_query_file_is_consumed_and_its_absence_is_reported() {
+    let dir = scratch("query");
+    write_query(&dir.join("query.json"), "[fixture:text] hi");
+    let output = agent(&dir, &[]).output().await.unwrap();
+    assert!(output.status.success());
+    assert!(!dir.join("query.json").exists(), "the prompt must not linger on disk");
+    // Run again: the file is gone now.
+    let output = agent(&dir, &[]).output().await.unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let lines: Vec<AgentLine> = output.stdout.split(|b| *b == b'\n').filter(|l| !l.is_empty()).map(parse_line).collect();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(error_code(terminal(&lines)), Some(ErrorCode::DispatchFailed));
+}
+
+#[tokio::test]
+async fn a_missing_cli_is_a_clear_crash() {
+    let run = run_agent("hi", &[("VF_CLAUDE_BIN", "/nonexistent/claude")]).await;
+    let last = terminal(&run.lines);
+    assert_eq!(run.lines.len(), 1);
+    assert!(
+        matches!(last, Event::Error { code: ErrorCode::AgentCrashed, error } if error.contains("could not start Claude Code (/nonexistent/claude)")),
+        "{last:?}"
+    );
+}
+
+#[tokio::test]
+async fn silences_are_filled_with_heartbeats() {
+    let run = run_agent(
+        "[fixture:hang] go",
+        &[("VF_IDLE_TIMEOUT_SECS", "1.2"), ("VF_HEARTBEAT_SECS", "0.25")],
+    )
+    .await;
+    assert_eq!(error_code(terminal(&run.lines)), Some(ErrorCode::Timeout));
+    let beats = run.lines.iter().filter(|l| matches!(l.event, Event::Heartbeat)).count();
+    assert!(beats >= 3, "{beats} heartbeats in {:?}", run.lines);
+}
+
+#[tokio::test]
+async fn max_runtime_stops_a_cli_that_keeps_talking() {
+    // A slow but never-silent session: the idle timer keeps being reset, the overall limit still applies.
+    let run = run_agent("[fixture:demo] [delay:300] go", &[("VF_MAX_RUNTIME_SECS", "1")]).await;
+    let last = terminal(&run.lines);
+    assert!(
+        matches!(last, Event::Error { code: ErrorCode::Timeout, error } if error.contains("limit")),
+        "{last:?}"
+    );
+}
+
+#[tokio::test]
+async fn sigterm_ends_the_run_as_cancelled() {
+    let dir = scratch("sigterm");
+    write_query(&dir.join("query.json"), "[fixture:hang] go");
+    let mut child = agent(&dir, &[]).stdout(Stdio::piped()).spawn().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = stdout.next_line().await.unwrap().unwrap();
+    assert!(first.contains("session-init"));
+    // SAFETY: signals our own child.
+    unsafe { libc::kill(child.id().unwrap() as i32, libc::SIGTERM) };
+    let mut lines = vec![parse_line(first.as_bytes())];
+    while let Some(line) = stdout.next_line().await.unwrap() {
+        lines.push(parse_line(line.as_bytes()));
+    }
+    assert!(child.wait().await.unwrap().success());
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(error_code(terminal(&lines)), Some(ErrorCode::Cancelled));
+}
+
+/// What the test's callback endpoint saw.
+#[derive(Default)]
+struct Received {
+    authorization: Option<String>,
+    content_type: Option<String>,
+    lines: Vec<(Instant, AgentLine)>,
+}
+
+/// A stand-in for the Worker's `/internal/stream`: records the headers and each line with its arrival time, then
+/// answers `status` with a receipt.
+async fn callback_server(status: StatusCode) -> (String, Arc<Mutex<Received>>) {
+    async fn stream(
+        State((status, received)): State<(StatusCode, Arc<Mutex<Received>>)>,
+        headers: HeaderMap,
+        body: Body,
+    ) -> (StatusCode, Json<serde_json::Value>) {
+        let header = |name: &str| headers.get(name).map(|v| v.to_str().unwrap().to_string());
+        {
+            let mut r = received.lock().unwrap();
+            r.authorization = header("authorization");
+            r.content_type = header("content-type");
+        }
+        let mut framer = LineFramer::default();
+        let mut chunks = body.into_data_stream();
+        while let Some(Ok(chunk)) = chunks.next().await {
+            let now = Instant::now();
+            let mut r = received.lock().unwrap();
+            framer.push(&chunk, |line| r.lines.push((now, parse_line(line.unwrap()))));
+        }
+        let r = received.lock().unwrap();
+        let terminal = r.lines.iter().any(|(_, l)| l.event.is_terminal());
+        (status, Json(json!({"stored": r.lines.len(), "terminal": terminal})))
+    }
+    let received = Arc::new(Mutex::new(Received::default()));
+    let app = Router::new()
+        .route("/internal/stream", post(stream))
+        .with_state((status, received.clone()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/internal/stream", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, received)
+}
+
+#[tokio::test]
+async fn callback_mode_streams_numbered_lines_as_they_happen() {
+    let (url, received) = callback_server(StatusCode::OK).await;
+    let started = Instant::now();
+    let run = run_agent(
+        "[fixture:text] [delay:150] hi",
+        &[("VF_CALLBACK_URL", &url), ("VF_STREAM_JWT", JWT)],
+    )
+    .await;
+    assert!(run.status.success(), "{}", run.stderr);
+    assert!(run.lines.is_empty(), "nothing on stdout in callback mode");
+    assert!(run.stderr.contains("callback stored 8 lines (terminal: true)"), "{}", run.stderr);
+    let received = received.lock().unwrap();
+    assert_eq!(received.authorization.as_deref(), Some(format!("Bearer {JWT}").as_str()));
+    assert_eq!(received.content_type.as_deref(), Some("application/x-ndjson"));
+    let lines: Vec<AgentLine> = received.lines.iter().map(|(_, l)| l.clone()).collect();
+    assert!(matches!(terminal(&lines), Event::Done { .. }));
+    assert_eq!(lines.len(), 8, "init, 6 deltas, done");
+    // The fake takes ~2 s (14 lines, 150 ms apart): lines must land while it runs, not in a lump at the end.
+    let first = received.lines[0].0;
+    let last = received.lines.last().unwrap().0;
+    assert!(first.duration_since(started) < Duration::from_millis(1500), "first line after {:?}", first - started);
+    assert!(last - first > Duration::from_millis(1000), "lines spread over {:?}", last - first);
+    assert!(run.ended - first > Duration::from_millis(1000));
+    let distinct = received.lines.windows(2).filter(|w| w[1].0 - w[0].0 > Duration::from_millis(50)).count();
+    assert!(distinct >= 5, "only {distinct} separate arrivals");
+}
+
+#[tokio::test]
+async fn a_failing_callback_exits_1_and_never_logs_a_secret() {
+    let (url, _) = callback_server(StatusCode::UNAUTHORIZED).await;
+    let refused = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/internal/stream", listener.local_addr().unwrap())
+    };
+    for (url, expected) in [(url, "401"), (refused, "callback request failed")] {
+        let run = run_agent(
+            "[fixture:text] hi",
+            &[("VF_CALLBACK_URL", &url), ("VF_STREAM_JWT", JWT)],
+        )
+        .await;
+        assert_eq!(run.status.code(), Some(1), "{}", run.stderr);
+        assert!(run.stderr.contains(expected), "{}", run.stderr);
+        for secret in [JWT, OAUTH, "SECRET"] {
+            assert!(!run.stderr.contains(secret), "stderr leaks a secret: {}", run.stderr);
+        }
+    }
+}

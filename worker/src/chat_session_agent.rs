@@ -1,0 +1,646 @@
+//! `ChatSessionAgent`: the Durable Object that owns one chat session's stream.
+//!
+//! It starts the agent in the sandbox, receives the agent's NDJSON on the execution-token-secured callback,
+//! appends every event to SQLite before anyone sees it, and fans it out to every watching client. The stream
+//! belongs to the DO, not to a browser tab: a client that goes away loses nothing, and any client can resume
+//! with `after=<seq>`. An alarm is the watchdog, so a dead or silent agent ends its execution even if the DO
+//! was evicted in between.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use vf_protocol::api::{CallbackReceipt, ChatRequest, PendingQuery, SessionMode, SessionRecord};
+use vf_protocol::token::{self, ExecutionClaims, EXECUTION_TOKEN_TTL_SECS};
+use vf_protocol::{AgentLine, ErrorCode, Event, FrameError, LineFramer};
+use worker::{durable_object, DurableObject, Env, Method, Request, Response, State};
+
+use crate::auth;
+use crate::config;
+use crate::error::{ApiError, ApiResult};
+use crate::event_log::{EventLog, Execution, Outcome};
+use crate::fanout::{Subscribers, WithHeartbeats};
+use crate::http;
+use crate::sandbox::{SandboxClient, SandboxError};
+use crate::sessions;
+
+/// No callback within this window after dispatch → `error` `timeout` (the seed's bridge timeout).
+const BRIDGE_TIMEOUT_MS: u64 = 5 * 60 * 1000;
+/// A connected agent silent this long (it sends heartbeats every 10 s) → `error` `agent-crashed`.
+const WATCHDOG_MS: u64 = 60 * 1000;
+const HEARTBEAT_MS: u64 = 15 * 1000;
+
+/// What the Worker forwards to `/chat`: the user's request plus what only the Worker knows.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatForward {
+    #[serde(flatten)]
+    pub request: ChatRequest,
+    pub user_id: String,
+    /// The public origin of the Worker, for the agent's callback URL.
+    pub origin: String,
+}
+
+/// What the DO knows in memory about the running execution. Lost on eviction; the watchdog then starts over
+/// with a fresh grace period, since no callback can be open on a new instance.
+struct Live {
+    execution_id: String,
+    callback_open: bool,
+    last_activity_ms: u64,
+}
+
+#[durable_object]
+pub struct ChatSessionAgent {
+    agent: Rc<Agent>,
+}
+
+impl DurableObject for ChatSessionAgent {
+    fn new(state: State, env: Env) -> Self {
+        let log = EventLog::open(state.storage().sql()).expect("the session schema is valid SQL");
+        ChatSessionAgent {
+            agent: Rc::new(Agent {
+                state,
+                env,
+                log,
+                subscribers: Subscribers::default(),
+                live: RefCell::new(None),
+            }),
+        }
+    }
+
+    async fn fetch(&self, req: Request) -> worker::Result<Response> {
+        Ok(self
+            .agent
+            .clone()
+            .route(req)
+            .await
+            .unwrap_or_else(ApiError::into_response))
+    }
+
+    async fn alarm(&self) -> worker::Result<Response> {
+        if let Err(e) = self.agent.watchdog().await {
+            worker::console_error!("watchdog: {e}");
+        }
+        Response::ok("ok")
+    }
+}
+
+struct Agent {
+    state: State,
+    env: Env,
+    log: EventLog,
+    subscribers: Subscribers,
+    live: RefCell<Option<Live>>,
+}
+
+impl Agent {
+    async fn route(self: Rc<Self>, mut req: Request) -> ApiResult<Response> {
+        let path = req.path();
+        match (req.method(), path.as_str()) {
+            (Method::Post, "/init") => self.handle_init(http::read_json(&mut req).await?),
+            (Method::Post, "/chat") => self.handle_chat(http::read_json(&mut req).await?),
+            (Method::Get, "/events") => self.handle_events(http::parse_after(&req)?),
+            (Method::Delete, "/events") => self.handle_clear(),
+            (Method::Post, "/cancel") => self.handle_cancel().await,
+            (Method::Post, "/destroy") => self.handle_destroy().await,
+            (Method::Post, "/internal/stream") => self.handle_callback(req).await,
+            _ => Err(ApiError::NotFound),
+        }
+    }
+
+    fn timeout(&self, name: &str, default: u64) -> u64 {
+        config::var_u64(&self.env, name, default)
+    }
+
+    /// When the watchdog looks next: at the deadline, but at least once per watchdog window, so an agent that
+    /// died before calling back is noticed early rather than at the bridge timeout.
+    fn watchdog_tick(&self, until_deadline_ms: u64) -> i64 {
+        until_deadline_ms
+            .min(self.timeout("WATCHDOG_MS", WATCHDOG_MS))
+            .max(100) as i64
+    }
+
+    /// Records the session's owner. Idempotent; a session never changes hands.
+    fn handle_init(&self, record: SessionRecord) -> ApiResult<Response> {
+        match self.log.meta("userId")? {
+            Some(owner) if owner != record.user_id => {
+                return Err(ApiError::Conflict("session belongs to another user".into()))
+            }
+            Some(_) => {}
+            None => {
+                self.log.set_meta("userId", &record.user_id)?;
+                self.log.set_meta("sessionId", &record.id)?;
+            }
+        }
+        Ok(http::no_content())
+    }
+
+    fn check_owner(&self, user_id: &str) -> ApiResult<()> {
+        if self.log.meta("userId")?.as_deref() != Some(user_id) {
+            return Err(ApiError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// Starts a turn: a new execution, the user's message in the log, the agent dispatched in the background,
+    /// and a response that streams the whole turn.
+    fn handle_chat(self: Rc<Self>, forward: ChatForward) -> ApiResult<Response> {
+        self.check_owner(&forward.user_id)?;
+        if self.log.running()?.is_some() {
+            return Err(ApiError::Conflict(
+                "an answer is already running in this session".into(),
+            ));
+        }
+        let execution_id = config::new_id();
+        let now = config::now_ms();
+        self.log.start_execution(&execution_id, now)?;
+        *self.live.borrow_mut() = Some(Live {
+            execution_id: execution_id.clone(),
+            callback_open: false,
+            last_activity_ms: now,
+        });
+        let live = self.subscribers.subscribe();
+        self.publish(
+            &execution_id,
+            &[Event::UserMessage {
+                text: forward.request.prompt.clone(),
+            }],
+        )?;
+        let first = Event::Connected {
+            execution_id: execution_id.clone(),
+        }
+        .to_line();
+        let agent = self.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            agent.dispatch(execution_id, forward).await;
+        });
+        self.stream(vec![first], Some(live))
+    }
+
+    /// `GET /events?after=N`: the stored tail, then live events while an execution runs. Reading the tail and
+    /// subscribing happen with no await in between, so nothing falls through the gap or arrives twice.
+    fn handle_events(&self, after: u64) -> ApiResult<Response> {
+        let mut replay = Vec::new();
+        self.log.read_after(after, &mut replay)?;
+        let live = match self.log.running()? {
+            Some(_) => Some(self.subscribers.subscribe()),
+            None => None,
+        };
+        self.stream(vec![replay], live)
+    }
+
+    fn stream(&self, head: Vec<Vec<u8>>, live: Option<futures::channel::mpsc::Receiver<Vec<u8>>>) -> ApiResult<Response> {
+        let head = futures::stream::iter(head.into_iter().filter(|c| !c.is_empty()));
+        let body = match live {
+            Some(rx) => head.chain(rx).boxed_local(),
+            None => head.boxed_local(),
+        };
+        let interval = Duration::from_millis(self.timeout("HEARTBEAT_MS", HEARTBEAT_MS));
+        http::ndjson(WithHeartbeats::new(body, interval))
+    }
+
+    fn handle_clear(&self) -> ApiResult<Response> {
+        if self.log.running()?.is_some() {
+            return Err(ApiError::Conflict(
+                "cannot clear while an answer is running".into(),
+            ));
+        }
+        self.log.clear()?;
+        Ok(http::no_content())
+    }
+
+    /// Stops the running execution: kills the agent's process group in the sandbox, then ends the execution.
+    async fn handle_cancel(&self) -> ApiResult<Response> {
+        let Some(run) = self.log.running()? else {
+            return Ok(http::json(200, &serde_json::json!({"cancelled": false})));
+        };
+        self.kill_agent(&run).await;
+        let cancelled = Event::Done {
+            session_id: None,
+            full_text: None,
+            usage: None,
+            cost_usd: None,
+            duration_ms: None,
+            cancelled: Some(true),
+        };
+        self.finish(&run.id, cancelled)?;
+        Ok(http::json(200, &serde_json::json!({"cancelled": true})))
+    }
+
+    /// The session was deleted: stop anything running and erase the DO's storage.
+    async fn handle_destroy(&self) -> ApiResult<Response> {
+        self.handle_cancel().await?;
+        self.state.storage().delete_alarm().await?;
+        self.state.storage().delete_all().await?;
+        Ok(http::no_content())
+    }
+
+    fn sandbox(&self) -> Result<SandboxClient, SandboxError> {
+        let session_id = self.log.meta("sessionId").ok().flatten().unwrap_or_default();
+        SandboxClient::for_sandbox(&self.env, &sessions::sandbox_id(&session_id))
+    }
+
+    /// How the agent's process ended, if it was started and is no longer running.
+    async fn agent_exited(&self, run: &Execution) -> Option<String> {
+        let process_id = run.process_id.as_ref()?;
+        let status = self.sandbox().ok()?.process_status(process_id).await.ok()?;
+        (!status.is_running()).then(|| status.describe())
+    }
+
+    /// Kills the agent's process group in the sandbox, if it was started. Failures are logged: the execution
+    /// ends either way.
+    async fn kill_agent(&self, run: &Execution) {
+        let Some(process_id) = &run.process_id else {
+            return;
+        };
+        let killed = match self.sandbox() {
+            Ok(sandbox) => sandbox.kill_process(process_id).await.map(drop),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = killed {
+            worker::console_error!("killing the agent: {e}");
+        }
+    }
+
+    /// Appends events to the log and sends their lines to every subscriber.
+    fn publish(&self, execution_id: &str, events: &[Event]) -> ApiResult<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut chunk = Vec::new();
+        self.log.append(execution_id, events, &mut chunk)?;
+        for event in events {
+            if let Some(id) = event.sdk_session_id() {
+                self.log.set_meta("sdkSessionId", id)?;
+            }
+        }
+        self.subscribers.publish(&chunk);
+        Ok(())
+    }
+
+    /// Ends `execution_id` with `terminal` if it is still the running one; returns whether it was.
+    fn finish(&self, execution_id: &str, terminal: Event) -> ApiResult<bool> {
+        match self.log.running()? {
+            Some(run) if run.id == execution_id => {}
+            _ => return Ok(false),
+        }
+        let error = match &terminal {
+            Event::Error { error, .. } => Some(error.clone()),
+            _ => None,
+        };
+        let outcome = Outcome::of(&terminal);
+        self.publish(execution_id, &[terminal])?;
+        self.log
+            .end_execution(execution_id, outcome, config::now_ms(), error.as_deref())?;
+        self.live.borrow_mut().take();
+        self.subscribers.close_all();
+        Ok(true)
+    }
+
+    /// Starts the agent for one execution. Every failure ends the execution with `dispatch-failed` and a message
+    /// safe to show; the detail goes to the log.
+    async fn dispatch(&self, execution_id: String, forward: ChatForward) {
+        if let Err(e) = self
+            .state
+            .storage()
+            .set_alarm(self.watchdog_tick(self.timeout("BRIDGE_TIMEOUT_MS", BRIDGE_TIMEOUT_MS)))
+            .await
+        {
+            worker::console_error!("dispatch: cannot arm the watchdog: {e}");
+        }
+        let outcome = self.try_dispatch(&execution_id, &forward).await;
+        let message = match outcome {
+            Ok(process_id) => {
+                if let Err(e) = self.log.set_process(&execution_id, &process_id) {
+                    worker::console_error!("dispatch: {e}");
+                }
+                return;
+            }
+            Err(Dispatch::Refused(message)) => message,
+            Err(Dispatch::Failed(detail)) => {
+                worker::console_error!("dispatch failed: {detail}");
+                "The sandbox could not start the agent. Try again in a moment.".to_string()
+            }
+        };
+        if let Err(e) = self.finish(&execution_id, Event::error(ErrorCode::DispatchFailed, message)) {
+            worker::console_error!("dispatch: {e}");
+        }
+    }
+
+    async fn try_dispatch(&self, execution_id: &str, forward: &ChatForward) -> Result<String, Dispatch> {
+        let session_id = &forward.request.session_id;
+        let session = sessions::load(&self.env, session_id)
+            .await
+            .map_err(|e| Dispatch::Failed(e.to_string()))?
+            .ok_or_else(|| Dispatch::Refused("This session no longer exists.".into()))?;
+        let user = auth::load_user(&self.env, &forward.user_id)
+            .await
+            .map_err(|e| Dispatch::Failed(e.to_string()))?
+            .ok_or_else(|| Dispatch::Refused("No Claude token is on file. Sign in again.".into()))?;
+        let secret = config::secret(&self.env, "JWT_SECRET").map_err(|e| Dispatch::Failed(e.to_string()))?;
+        let claims = ExecutionClaims::new(execution_id, session_id, config::now_secs(), EXECUTION_TOKEN_TTL_SECS);
+        let stream_token = token::sign(&claims, secret.as_bytes()).map_err(|e| Dispatch::Failed(e.to_string()))?;
+        let sdk_session_id = self.log.meta("sdkSessionId").map_err(|e| Dispatch::Failed(e.to_string()))?;
+
+        let sandbox = SandboxClient::for_sandbox(&self.env, &session.sandbox_id)
+            .map_err(|e| Dispatch::Failed(e.to_string()))?;
+        let query_file = format!(".vf/queries/{execution_id}.json");
+        let query = PendingQuery {
+            prompt: forward.request.prompt.clone(),
+            session_id: session_id.clone(),
+            execution_id: execution_id.to_string(),
+            sdk_session_id: sdk_session_id.clone(),
+            timestamp: config::now_ms(),
+        };
+        sandbox
+            .write_file(&query_file, &serde_json::to_string(&query).expect("queries serialize"))
+            .await
+            .map_err(|e| Dispatch::Failed(e.to_string()))?;
+
+        let mut env = BTreeMap::new();
+        let mut set = |k: &str, v: &str| {
+            env.insert(k.to_string(), v.to_string());
+        };
+        set("IS_SANDBOX", "1");
+        set("CLAUDE_CODE_OAUTH_TOKEN", &user.claude_token);
+        set("VF_CALLBACK_URL", &format!("{}/internal/stream", forward.origin));
+        set("VF_STREAM_JWT", &stream_token);
+        set("VF_QUERY_FILE", &query_file);
+        set("VF_SESSION_ID", session_id);
+        set("VF_EXECUTION_ID", execution_id);
+        set(
+            "VF_SESSION_MODE",
+            match forward.request.mode.unwrap_or_default() {
+                SessionMode::Agent => "agent",
+                SessionMode::Plan => "plan",
+            },
+        );
+        if let Some(id) = &sdk_session_id {
+            set("VF_SDK_SESSION_ID", id);
+        }
+        if let Some(model) = &forward.request.model {
+            set("VF_MODEL", model);
+        }
+        if let Some(autonomy) = forward.request.autonomy {
+            let value = serde_json::to_value(autonomy).expect("enums serialize");
+            set("VF_AUTONOMY_MODE", value.as_str().unwrap_or_default());
+        }
+        if let Some(dir) = config::var(&self.env, "CLAUDE_CONFIG_DIR") {
+            set("CLAUDE_CONFIG_DIR", &dir);
+        }
+        let command = config::var(&self.env, "AGENT_COMMAND").unwrap_or_else(|| "vf-agent".into());
+        sandbox
+            .start_process(&command, &env)
+            .await
+            .map_err(|e| Dispatch::Failed(e.to_string()))
+    }
+
+    /// `POST /internal/stream`: the agent's callback. The Worker verified the token before waking this DO; it is
+    /// checked again here, and bound to the running execution, so a token outlives its execution by nothing.
+    async fn handle_callback(&self, mut req: Request) -> ApiResult<Response> {
+        let bearer = http::bearer(&req).ok_or(ApiError::Unauthorized)?;
+        let secret = config::secret(&self.env, "JWT_SECRET")?;
+        let claims: ExecutionClaims = token::verify(&bearer, secret.as_bytes(), config::now_secs())
+            .map_err(|_| ApiError::Unauthorized)?;
+        let run = self
+            .log
+            .running()?
+            .filter(|r| r.id == claims.execution_id)
+            .filter(|_| self.log.meta("sessionId").ok().flatten().as_deref() == Some(claims.session_id.as_str()))
+            .ok_or(ApiError::NotFound)?;
+        let execution_id = run.id.clone();
+        self.log.mark_callback(&execution_id, config::now_ms())?;
+        self.touch(&execution_id, Some(true));
+
+        let mut ingest = Ingest {
+            framer: LineFramer::default(),
+            last_aseq: run.last_aseq.max(0) as u64,
+            stored: 0,
+            terminal: false,
+        };
+        let mut body = req.stream()?;
+        let mut batch = Vec::new();
+        while let Some(chunk) = body.next().await {
+            let Ok(chunk) = chunk else { break };
+            if !self.is_running(&execution_id)? {
+                break;
+            }
+            ingest.push(&chunk, &mut batch);
+            self.store_batch(&execution_id, &mut ingest, &mut batch)?;
+            if ingest.terminal {
+                break;
+            }
+        }
+        if !ingest.terminal && self.is_running(&execution_id)? {
+            ingest.finish(&mut batch);
+            self.store_batch(&execution_id, &mut ingest, &mut batch)?;
+        }
+        self.touch(&execution_id, Some(false));
+        if !ingest.terminal {
+            self.finish(
+                &execution_id,
+                Event::error(
+                    ErrorCode::AgentCrashed,
+                    "The agent stopped before finishing its answer.",
+                ),
+            )?;
+        }
+        Ok(http::json(
+            200,
+            &CallbackReceipt {
+                stored: ingest.stored,
+                terminal: ingest.terminal,
+            },
+        ))
+    }
+
+    fn is_running(&self, execution_id: &str) -> ApiResult<bool> {
+        Ok(self.log.running()?.is_some_and(|r| r.id == execution_id))
+    }
+
+    /// Stores and publishes one batch of agent events; ends the execution at a terminal event.
+    fn store_batch(&self, execution_id: &str, ingest: &mut Ingest, batch: &mut Vec<Event>) -> ApiResult<()> {
+        self.touch(execution_id, None);
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let terminal = match batch.last() {
+            Some(e) if e.is_terminal() => batch.pop(),
+            _ => None,
+        };
+        self.publish(execution_id, batch)?;
+        ingest.stored += batch.len() as u64;
+        batch.clear();
+        self.log.set_last_aseq(execution_id, ingest.last_aseq)?;
+        if let Some(terminal) = terminal {
+            ingest.stored += 1;
+            self.finish(execution_id, terminal)?;
+        }
+        Ok(())
+    }
+
+    /// Notes producer activity for the watchdog.
+    fn touch(&self, execution_id: &str, callback_open: Option<bool>) {
+        let mut live = self.live.borrow_mut();
+        let live = live.get_or_insert_with(|| Live {
+            execution_id: execution_id.to_string(),
+            callback_open: false,
+            last_activity_ms: 0,
+        });
+        if live.execution_id == execution_id {
+            live.last_activity_ms = config::now_ms();
+            if let Some(open) = callback_open {
+                live.callback_open = open;
+            }
+        }
+    }
+
+    /// The alarm: ends an execution whose agent never called back (`timeout`) or went silent (`agent-crashed`),
+    /// and re-arms itself while one runs.
+    async fn watchdog(&self) -> ApiResult<()> {
+        let Some(run) = self.log.running()? else {
+            return Ok(());
+        };
+        let now = config::now_ms();
+        let bridge = self.timeout("BRIDGE_TIMEOUT_MS", BRIDGE_TIMEOUT_MS);
+        let watchdog = self.timeout("WATCHDOG_MS", WATCHDOG_MS);
+        if run.callback_at.is_none() {
+            if let Some(status) = self.agent_exited(&run).await {
+                worker::console_warn!("watchdog: the agent exited before calling back ({status})");
+                self.finish(
+                    &run.id,
+                    Event::error(ErrorCode::AgentCrashed, "The agent exited before it could answer."),
+                )?;
+                return Ok(());
+            }
+        }
+        let verdict = {
+            let mut live = self.live.borrow_mut();
+            match live.as_mut().filter(|l| l.execution_id == run.id) {
+                // A new instance (the DO restarted): no callback can be open here. Give the agent one watchdog
+                // window to reconnect before declaring it dead.
+                None => {
+                    *live = Some(Live {
+                        execution_id: run.id.clone(),
+                        callback_open: false,
+                        last_activity_ms: now,
+                    });
+                    Verdict::Wait(watchdog)
+                }
+                Some(l) if run.callback_at.is_none() && !l.callback_open => {
+                    let deadline = run.started_at.max(0) as u64 + bridge;
+                    if now >= deadline {
+                        Verdict::End(Event::error(
+                            ErrorCode::Timeout,
+                            "The agent did not start in time. Try again.",
+                        ))
+                    } else {
+                        Verdict::Wait(deadline - now)
+                    }
+                }
+                Some(l) => {
+                    let deadline = l.last_activity_ms + watchdog;
+                    if now >= deadline {
+                        Verdict::End(Event::error(
+                            ErrorCode::AgentCrashed,
+                            "The agent stopped responding.",
+                        ))
+                    } else {
+                        Verdict::Wait(deadline - now)
+                    }
+                }
+            }
+        };
+        match verdict {
+            Verdict::End(event) => {
+                self.kill_agent(&run).await;
+                self.finish(&run.id, event)?;
+            }
+            Verdict::Wait(ms) => {
+                self.state.storage().set_alarm(self.watchdog_tick(ms)).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+enum Verdict {
+    End(Event),
+    Wait(u64),
+}
+
+enum Dispatch {
+    /// A reason the user can act on.
+    Refused(String),
+    /// An internal failure (logged, shown generically).
+    Failed(String),
+}
+
+/// The state of one callback body being read: framing, duplicate suppression, counts.
+struct Ingest {
+    framer: LineFramer,
+    last_aseq: u64,
+    stored: u64,
+    terminal: bool,
+}
+
+impl Ingest {
+    fn push(&mut self, chunk: &[u8], batch: &mut Vec<Event>) {
+        let Ingest {
+            framer,
+            last_aseq,
+            terminal,
+            ..
+        } = self;
+        framer.push(chunk, |line| accept(line, last_aseq, terminal, batch));
+    }
+
+    fn finish(&mut self, batch: &mut Vec<Event>) {
+        let Ingest {
+            framer,
+            last_aseq,
+            terminal,
+            ..
+        } = self;
+        framer.finish(|line| accept(line, last_aseq, terminal, batch));
+    }
+}
+
+/// Turns one agent line into at most one event to store. Heartbeats only prove liveness; `connected` and
+/// `user-message` are the DO's to write, never the agent's; a line already stored (by `aseq`) is dropped; a line
+/// that is not an event is skipped with a log line; an over-long line leaves a visible marker.
+fn accept(line: Result<&[u8], FrameError>, last_aseq: &mut u64, terminal: &mut bool, batch: &mut Vec<Event>) {
+    if *terminal {
+        return;
+    }
+    let event = match line {
+        Ok(bytes) => match serde_json::from_slice::<AgentLine>(bytes) {
+            Ok(AgentLine { aseq, event }) => {
+                if let Some(n) = aseq {
+                    if n <= *last_aseq {
+                        return;
+                    }
+                    *last_aseq = n;
+                }
+                event
+            }
+            Err(e) => {
+                worker::console_warn!("callback: skipped a line that is not an event ({} bytes): {e}", bytes.len());
+                return;
+            }
+        },
+        Err(FrameError::LineTooLong { len, max }) => Event::TextDelta {
+            text: format!("\n\n[VaporForge: an agent event of {len} bytes exceeded the {max}-byte limit and was left out]\n\n"),
+        },
+    };
+    match event {
+        Event::Heartbeat | Event::Connected { .. } | Event::UserMessage { .. } => {}
+        event => {
+            *terminal = event.is_terminal();
+            batch.push(event);
+        }
+    }
+}

@@ -1,0 +1,256 @@
+//! The ChatSessionAgent's SQLite: the session's event log, its executions and a little metadata.
+//!
+//! Every call here is synchronous. Inside a Durable Object that is a guarantee, not a detail: the writes of one
+//! batch commit together (the runtime coalesces writes made without an intervening await), and a subscriber
+//! that reads the tail and registers for live events in one synchronous step cannot miss an event in between.
+
+use std::cell::Cell;
+
+use serde::Deserialize;
+use vf_protocol::{Envelope, Event};
+use worker::{SqlStorage, SqlStorageValue};
+
+use crate::error::{ApiError, ApiResult};
+
+/// One row of `executions`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Execution {
+    pub id: String,
+    pub started_at: i64,
+    pub process_id: Option<String>,
+    /// When the agent's callback first reached the DO (None: the bridge is still waiting).
+    pub callback_at: Option<i64>,
+    /// The highest agent line position stored (`aseq`), to drop lines an agent resends.
+    pub last_aseq: i64,
+}
+
+/// How an execution ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Done,
+    Cancelled,
+    Failed,
+}
+
+impl Outcome {
+    pub fn of(event: &Event) -> Outcome {
+        match event {
+            Event::Done {
+                cancelled: Some(true),
+                ..
+            } => Outcome::Cancelled,
+            Event::Error { .. } => Outcome::Failed,
+            _ => Outcome::Done,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Done => "done",
+            Outcome::Cancelled => "cancelled",
+            Outcome::Failed => "error",
+        }
+    }
+}
+
+pub struct EventLog {
+    sql: SqlStorage,
+    next_seq: Cell<u64>,
+}
+
+fn int(v: impl TryInto<i64>) -> SqlStorageValue {
+    SqlStorageValue::Integer(v.try_into().unwrap_or(i64::MAX))
+}
+
+fn text(v: &str) -> SqlStorageValue {
+    SqlStorageValue::String(v.to_string())
+}
+
+fn db(e: worker::Error) -> ApiError {
+    ApiError::Internal(format!("sqlite: {e}"))
+}
+
+impl EventLog {
+    /// Opens the log, creating the schema on first use.
+    pub fn open(sql: SqlStorage) -> ApiResult<Self> {
+        sql.exec(
+            "CREATE TABLE IF NOT EXISTS events(seq INTEGER PRIMARY KEY, execution_id TEXT NOT NULL, \
+             type TEXT NOT NULL, body TEXT NOT NULL)",
+            None,
+        )
+        .map_err(db)?;
+        sql.exec(
+            "CREATE TABLE IF NOT EXISTS executions(id TEXT PRIMARY KEY, status TEXT NOT NULL, \
+             started_at INTEGER NOT NULL, ended_at INTEGER, error TEXT, process_id TEXT, \
+             callback_at INTEGER, last_aseq INTEGER NOT NULL DEFAULT 0)",
+            None,
+        )
+        .map_err(db)?;
+        sql.exec(
+            "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+            None,
+        )
+        .map_err(db)?;
+        let log = EventLog {
+            sql,
+            next_seq: Cell::new(1),
+        };
+        // Seqs never go back, not even after a clear: a client holding `after=N` must see every later event.
+        let max_row = log.scalar("SELECT COALESCE(MAX(seq), 0) FROM events", vec![])?;
+        let floor = log
+            .meta("seq_floor")?
+            .and_then(|v| v.parse::<i64>().ok())
+            .unwrap_or(0);
+        log.next_seq.set(max_row.max(floor) as u64 + 1);
+        Ok(log)
+    }
+
+    fn scalar(&self, query: &str, bindings: Vec<SqlStorageValue>) -> ApiResult<i64> {
+        let row = self
+            .sql
+            .exec(query, bindings)
+            .map_err(db)?
+            .raw()
+            .next()
+            .transpose()
+            .map_err(db)?;
+        match row.as_deref() {
+            Some([SqlStorageValue::Integer(n)]) => Ok(*n),
+            Some([SqlStorageValue::Float(n)]) => Ok(*n as i64),
+            _ => Ok(0),
+        }
+    }
+
+    /// The seq of the newest event (0 if none ever).
+    pub fn last_seq(&self) -> u64 {
+        self.next_seq.get() - 1
+    }
+
+    /// Appends events of one execution, assigning seqs, and writes their wire lines into `out`.
+    pub fn append(&self, execution_id: &str, events: &[Event], out: &mut Vec<u8>) -> ApiResult<()> {
+        for event in events {
+            let seq = self.next_seq.get();
+            let body = serde_json::to_string(event).expect("events serialize");
+            self.sql
+                .exec(
+                    "INSERT INTO events(seq, execution_id, type, body) VALUES (?, ?, ?, ?)",
+                    vec![int(seq), text(execution_id), text(event.kind()), text(&body)],
+                )
+                .map_err(db)?;
+            self.next_seq.set(seq + 1);
+            Envelope::stored_line(seq, execution_id, &body, out);
+        }
+        Ok(())
+    }
+
+    /// Writes the wire lines of every event with seq > `after` into `out`, in order.
+    pub fn read_after(&self, after: u64, out: &mut Vec<u8>) -> ApiResult<()> {
+        let cursor = self
+            .sql
+            .exec(
+                "SELECT seq, execution_id, body FROM events WHERE seq > ? ORDER BY seq",
+                vec![int(after)],
+            )
+            .map_err(db)?;
+        for row in cursor.raw() {
+            match row.map_err(db)?.as_slice() {
+                [seq, SqlStorageValue::String(execution), SqlStorageValue::String(body)] => {
+                    let seq = match seq {
+                        SqlStorageValue::Integer(n) => *n as u64,
+                        SqlStorageValue::Float(n) => *n as u64,
+                        _ => continue,
+                    };
+                    Envelope::stored_line(seq, execution, body, out);
+                }
+                other => return Err(ApiError::Internal(format!("bad event row: {other:?}"))),
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes every event; seqs continue from where they were.
+    pub fn clear(&self) -> ApiResult<()> {
+        self.set_meta("seq_floor", &self.last_seq().to_string())?;
+        self.sql.exec("DELETE FROM events", None).map_err(db)?;
+        Ok(())
+    }
+
+    /// The running execution, if any.
+    pub fn running(&self) -> ApiResult<Option<Execution>> {
+        let rows: Vec<Execution> = self
+            .sql
+            .exec(
+                "SELECT id, started_at, process_id, callback_at, last_aseq FROM executions \
+                 WHERE status = 'running' ORDER BY started_at DESC LIMIT 1",
+                None,
+            )
+            .map_err(db)?
+            .to_array()
+            .map_err(db)?;
+        Ok(rows.into_iter().next())
+    }
+
+    pub fn start_execution(&self, id: &str, now_ms: u64) -> ApiResult<()> {
+        self.sql
+            .exec(
+                "INSERT INTO executions(id, status, started_at) VALUES (?, 'running', ?)",
+                vec![text(id), int(now_ms)],
+            )
+            .map_err(db)?;
+        Ok(())
+    }
+
+    pub fn set_process(&self, id: &str, process_id: &str) -> ApiResult<()> {
+        self.update("UPDATE executions SET process_id = ? WHERE id = ?", vec![text(process_id), text(id)])
+    }
+
+    pub fn mark_callback(&self, id: &str, now_ms: u64) -> ApiResult<()> {
+        self.update(
+            "UPDATE executions SET callback_at = COALESCE(callback_at, ?) WHERE id = ?",
+            vec![int(now_ms), text(id)],
+        )
+    }
+
+    pub fn set_last_aseq(&self, id: &str, aseq: u64) -> ApiResult<()> {
+        self.update("UPDATE executions SET last_aseq = ? WHERE id = ?", vec![int(aseq), text(id)])
+    }
+
+    pub fn end_execution(&self, id: &str, outcome: Outcome, now_ms: u64, error: Option<&str>) -> ApiResult<()> {
+        self.update(
+            "UPDATE executions SET status = ?, ended_at = ?, error = ? WHERE id = ?",
+            vec![
+                text(outcome.as_str()),
+                int(now_ms),
+                error.map_or(SqlStorageValue::Null, text),
+                text(id),
+            ],
+        )
+    }
+
+    fn update(&self, query: &str, bindings: Vec<SqlStorageValue>) -> ApiResult<()> {
+        self.sql.exec(query, bindings).map_err(db)?;
+        Ok(())
+    }
+
+    pub fn meta(&self, key: &str) -> ApiResult<Option<String>> {
+        let row = self
+            .sql
+            .exec("SELECT value FROM meta WHERE key = ?", vec![text(key)])
+            .map_err(db)?
+            .raw()
+            .next()
+            .transpose()
+            .map_err(db)?;
+        Ok(match row.as_deref() {
+            Some([SqlStorageValue::String(v)]) => Some(v.clone()),
+            _ => None,
+        })
+    }
+
+    pub fn set_meta(&self, key: &str, value: &str) -> ApiResult<()> {
+        self.update(
+            "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            vec![text(key), text(value)],
+        )
+    }
+}

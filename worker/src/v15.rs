@@ -1,0 +1,79 @@
+//! The V1.5 chat routes: each checks the user and their ownership of the session, then hands over to the
+//! session's `ChatSessionAgent`; and the agent's callback, whose token is verified before any DO is woken.
+
+use vf_protocol::api::ChatRequest;
+use vf_protocol::token::{self, ExecutionClaims};
+use worker::{Env, Method, Request, RequestInit, Response};
+
+use crate::auth::User;
+use crate::chat_session_agent::ChatForward;
+use crate::config;
+use crate::error::{ApiError, ApiResult};
+use crate::http;
+use crate::sessions;
+
+/// `POST /api/v15/chat`.
+pub async fn chat(mut req: Request, env: &Env, user: &User) -> ApiResult<Response> {
+    let request: ChatRequest = http::read_json(&mut req).await?;
+    request.validate()?;
+    sessions::owned(env, user, &request.session_id).await?;
+    let origin = match config::var(env, "PUBLIC_URL") {
+        Some(url) => url.trim_end_matches('/').to_string(),
+        None => req.url()?.origin().ascii_serialization(),
+    };
+    let forward = ChatForward {
+        user_id: user.id.clone(),
+        origin,
+        request,
+    };
+    let body = serde_json::to_string(&forward).expect("forwards serialize");
+    to_agent(env, &forward.request.session_id, Method::Post, "/chat", Some(body)).await
+}
+
+/// `GET /api/v15/sessions/{id}/events?after=N`.
+pub async fn events(req: &Request, env: &Env, user: &User, id: &str) -> ApiResult<Response> {
+    let after = http::parse_after(req)?;
+    sessions::owned(env, user, id).await?;
+    to_agent(env, id, Method::Get, &format!("/events?after={after}"), None).await
+}
+
+/// `DELETE /api/v15/sessions/{id}/events`.
+pub async fn clear(env: &Env, user: &User, id: &str) -> ApiResult<Response> {
+    sessions::owned(env, user, id).await?;
+    to_agent(env, id, Method::Delete, "/events", None).await
+}
+
+/// `POST /api/v15/sessions/{id}/cancel`.
+pub async fn cancel(env: &Env, user: &User, id: &str) -> ApiResult<Response> {
+    sessions::owned(env, user, id).await?;
+    to_agent(env, id, Method::Post, "/cancel", None).await
+}
+
+/// `POST /internal/stream`: the token is verified here, in the Worker, so a bad token costs one HMAC and wakes
+/// nothing; the body streams through to the DO untouched.
+pub async fn callback(req: Request, env: &Env) -> ApiResult<Response> {
+    let bearer = http::bearer(&req).ok_or(ApiError::Unauthorized)?;
+    let secret = config::secret(env, "JWT_SECRET")?;
+    let claims: ExecutionClaims = token::verify(&bearer, secret.as_bytes(), config::now_secs())
+        .map_err(|_| ApiError::Unauthorized)?;
+    let stub = config::chat_session(env, &claims.session_id)?;
+    Ok(stub.fetch_with_request(req).await?)
+}
+
+async fn to_agent(
+    env: &Env,
+    session_id: &str,
+    method: Method,
+    path: &str,
+    body: Option<String>,
+) -> ApiResult<Response> {
+    let mut init = RequestInit::new();
+    init.with_method(method);
+    if let Some(body) = body {
+        init.with_body(Some(body.into()));
+    }
+    let request = Request::new_with_init(&format!("https://do{path}"), &init)?;
+    Ok(config::chat_session(env, session_id)?
+        .fetch_with_request(request)
+        .await?)
+}
