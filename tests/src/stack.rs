@@ -232,6 +232,7 @@ impl Stack {
                     walk(&path, n);
                 } else if path.extension().is_some_and(|e| e == "sqlite")
                     && path.to_string_lossy().contains("ChatSessionAgent")
+                    && path.file_name().is_some_and(|n| n != "metadata.sqlite")
                 {
                     *n += 1;
                 }
