@@ -37,6 +37,18 @@ pub async fn streams_the_answer_live(stack: &Stack) {
         "text deltas arrived in {} reads: the stream was buffered",
         arrivals.len()
     );
+    let mut gaps: Vec<u128> = deltas
+        .windows(2)
+        .map(|w| w[1].at.duration_since(w[0].at).as_millis())
+        .collect();
+    gaps.sort_unstable();
+    println!(
+        "    {} text deltas written 120 ms apart arrived {} ms apart (median; min {} ms, max {} ms)",
+        deltas.len(),
+        gaps[gaps.len() / 2],
+        gaps[0],
+        gaps[gaps.len() - 1]
+    );
     let last = lines.last().expect("lines");
     let Event::Done { full_text, .. } = &last.envelope.event else {
         panic!("the last line is done: {kinds:?}");

@@ -9,6 +9,7 @@ mod event_log;
 mod fanout;
 mod flags;
 mod http;
+mod legacy;
 mod sandbox;
 mod sessions;
 mod v15;
@@ -42,6 +43,7 @@ async fn route(req: Request, env: &Env) -> ApiResult<Response> {
             match (method, &segments[1..]) {
                 (Method::Get, ["me"]) => auth::me(&user, env).await,
                 (Method::Get, ["flags"]) => flags::get(env, &user).await,
+                (Method::Get, ["sdk", "ws"]) => legacy::websocket(req, env, &user).await,
                 (Method::Get, ["sessions"]) => sessions::list(env, &user).await,
                 (Method::Post, ["sessions"]) => sessions::create(req, env, &user).await,
                 (Method::Delete, ["sessions", id]) => sessions::delete(env, &user, id).await,

@@ -108,6 +108,30 @@ impl SandboxClient {
             .await
     }
 
+    /// Opens the sandbox's legacy agent WebSocket.
+    pub async fn agent_socket(&self) -> SandboxResult<worker::WebSocket> {
+        let fail = |detail: String| SandboxError {
+            what: "agent socket",
+            detail,
+        };
+        let headers = Headers::new();
+        for (k, v) in [("X-Sandbox-Token", self.token.as_str()), ("Upgrade", "websocket")] {
+            headers.set(k, v).map_err(|e| fail(e.to_string()))?;
+        }
+        let mut init = RequestInit::new();
+        init.with_headers(headers);
+        let request = Request::new_with_init(&format!("{}/api/agent/ws", self.base), &init)
+            .map_err(|e| fail(e.to_string()))?;
+        let response = Fetch::Request(request)
+            .send()
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        let status = response.status_code();
+        response
+            .websocket()
+            .ok_or_else(|| fail(format!("no WebSocket in the answer (HTTP {status})")))
+    }
+
     async fn send<T: DeserializeOwned>(
         &self,
         method: Method,
