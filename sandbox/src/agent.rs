@@ -1,15 +1,16 @@
-//! The `vf-agent` runner: reads the pending query, runs the Claude Code CLI, translates its output and ends every
-//! run with exactly one terminal event.
+//! The `vf-agent` runner: one Claude Code turn, from the pending query to exactly one terminal event.
+//!
+//! It reads the pending query, runs the CLI, translates its output and enforces the timeouts.
 
 pub mod claude;
 pub mod sink;
 pub mod translate;
 
+use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::ExitStatus;
 use std::time::Duration;
 
-use futures::FutureExt as _;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Child;
 use tokio::signal::unix::{signal, Signal, SignalKind};
@@ -29,6 +30,8 @@ const MAX_CLI_LINE_BYTES: usize = 64 * 1024 * 1024;
 /// How long the CLI may take to exit after its result (it is still saving the transcript `--resume` needs), or to
 /// report its exit status after closing its output.
 const EXIT_GRACE: Duration = Duration::from_secs(10);
+/// How long a CLI that was stopped by a signal waits for the same stop to reach us.
+const STOP_GRACE: Duration = Duration::from_millis(500);
 
 /// The runner's environment; the names are a contract with the Worker.
 #[derive(Debug, Clone)]
@@ -62,7 +65,8 @@ impl AgentConfig {
         };
         AgentConfig {
             query_file: var("VF_QUERY_FILE").map(PathBuf::from),
-            callback: var("VF_CALLBACK_URL").map(|url| (url, var("VF_STREAM_JWT").unwrap_or_default())),
+            callback: var("VF_CALLBACK_URL")
+                .map(|url| (url, var("VF_STREAM_JWT").unwrap_or_default())),
             sdk_session_id: var("VF_SDK_SESSION_ID"),
             mode: parse_choice("VF_SESSION_MODE", var("VF_SESSION_MODE")).unwrap_or_default(),
             autonomy: parse_choice("VF_AUTONOMY_MODE", var("VF_AUTONOMY_MODE")),
@@ -113,7 +117,9 @@ async fn drive(config: &AgentConfig, output: &mut Output) -> Result<Option<Child
     let query = match read_query(config.query_file.as_deref()) {
         Ok(query) => query,
         Err(message) => {
-            output.emit(Event::error(ErrorCode::DispatchFailed, message)).await?;
+            output
+                .emit(Event::error(ErrorCode::DispatchFailed, message))
+                .await?;
             return Ok(None);
         }
     };
@@ -127,7 +133,9 @@ async fn drive(config: &AgentConfig, output: &mut Output) -> Result<Option<Child
         Ok(cli) => cli,
         Err(e) => {
             let message = format!("could not start Claude Code ({}): {e}", config.claude_bin);
-            output.emit(Event::error(ErrorCode::AgentCrashed, message)).await?;
+            output
+                .emit(Event::error(ErrorCode::AgentCrashed, message))
+                .await?;
             return Ok(None);
         }
     };
@@ -138,7 +146,10 @@ async fn drive(config: &AgentConfig, output: &mut Output) -> Result<Option<Child
     tokio::spawn(async move {
         let _ = stdin.write_all(prompt.as_bytes()).await;
     });
-    let mut lines = Lines::new(cli.stdout.take().expect("stdout is piped"), MAX_CLI_LINE_BYTES);
+    let mut lines = Lines::new(
+        cli.stdout.take().expect("stdout is piped"),
+        MAX_CLI_LINE_BYTES,
+    );
     let mut translator = Translator::default();
     let deadline = Instant::now() + config.max_runtime;
     let mut idle_until = Instant::now() + config.idle_timeout;
@@ -149,11 +160,11 @@ async fn drive(config: &AgentConfig, output: &mut Output) -> Result<Option<Child
             _ = stop.recv() => break Event::error(ErrorCode::Cancelled, "stopped"),
             _ = sleep_until(deadline) => break Event::error(
                 ErrorCode::Timeout,
-                format!("Claude Code ran past the {} s limit and was stopped", config.max_runtime.as_secs()),
+                format!("Claude Code ran past the {} s limit and was stopped", config.max_runtime.as_secs_f64()),
             ),
             _ = sleep_until(idle_until) => break Event::error(
                 ErrorCode::Timeout,
-                format!("Claude Code was silent for {} s and was stopped", config.idle_timeout.as_secs()),
+                format!("Claude Code was silent for {} s and was stopped", config.idle_timeout.as_secs_f64()),
             ),
             line = lines.next() => match line {
                 Some(Ok(line)) => {
@@ -171,11 +182,16 @@ async fn drive(config: &AgentConfig, output: &mut Output) -> Result<Option<Child
                     eprintln!("vf-agent: skipped a CLI line: {e}");
                 }
                 None => {
-                    let status = timeout(EXIT_GRACE, cli.wait()).await;
-                    break if stop.recv().now_or_never().is_some() {
-                        Event::error(ErrorCode::Cancelled, "stopped")
-                    } else {
-                        Event::error(ErrorCode::AgentCrashed, crash_message(status.ok().and_then(Result::ok)))
+                    let status = timeout(EXIT_GRACE, cli.wait()).await.ok().and_then(Result::ok);
+                    // Stopping our group signals the CLI and us at once, and its EOF can overtake our own
+                    // signal: a CLI ended by SIGTERM/SIGINT gets a moment for ours to arrive.
+                    let asked_to_stop = status
+                        .and_then(|s| s.signal())
+                        .is_some_and(|s| s == libc::SIGTERM || s == libc::SIGINT);
+                    let wait = if asked_to_stop { STOP_GRACE } else { Duration::ZERO };
+                    break match timeout(wait, stop.recv()).await {
+                        Ok(()) => Event::error(ErrorCode::Cancelled, "stopped"),
+                        Err(_) => Event::error(ErrorCode::AgentCrashed, crash_message(status)),
                     };
                 }
             },
@@ -191,7 +207,8 @@ async fn drive(config: &AgentConfig, output: &mut Output) -> Result<Option<Child
 /// Reads and deletes the pending-query file (the prompt must not linger on disk). The error is shown to the user.
 fn read_query(path: Option<&std::path::Path>) -> Result<PendingQuery, String> {
     let path = path.ok_or("VF_QUERY_FILE is not set")?;
-    let text = std::fs::read_to_string(path).map_err(|e| format!("could not read the query file: {e}"))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("could not read the query file: {e}"))?;
     if let Err(e) = std::fs::remove_file(path) {
         eprintln!("vf-agent: could not delete the query file: {e}");
     }
@@ -199,7 +216,6 @@ fn read_query(path: Option<&std::path::Path>) -> Result<PendingQuery, String> {
 }
 
 fn crash_message(status: Option<ExitStatus>) -> String {
-    use std::os::unix::process::ExitStatusExt;
     let how = match status.map(|s| (s.code(), s.signal())) {
         Some((Some(code), _)) => format!("exited with code {code}"),
         Some((None, Some(signal))) => format!("was killed by signal {signal}"),

@@ -14,6 +14,8 @@ pub enum Error {
     BadRequest(String),
     #[error("not found")]
     NotFound,
+    #[error("{0}")]
+    TooLarge(String),
     #[error(transparent)]
     Io(#[from] std::io::Error),
     /// The callback endpoint refused the agent's stream.
@@ -47,6 +49,7 @@ impl IntoResponse for Error {
             Error::Unauthorized => (StatusCode::UNAUTHORIZED, self.to_string()),
             Error::BadRequest(message) => (StatusCode::BAD_REQUEST, message),
             Error::NotFound => (StatusCode::NOT_FOUND, self.to_string()),
+            Error::TooLarge(message) => (StatusCode::PAYLOAD_TOO_LARGE, message),
             internal => {
                 eprintln!("vf-sandbox: internal error: {internal}");
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal error".into())
@@ -58,7 +61,11 @@ impl IntoResponse for Error {
 
 impl From<axum::extract::rejection::JsonRejection> for Error {
     fn from(rejection: axum::extract::rejection::JsonRejection) -> Self {
-        // Axum answers 415/422 with a plain-text body; the contract is a 400 with a JSON error.
-        Error::BadRequest(rejection.body_text())
+        // Axum answers 415/422 with a plain-text body; the contract is a JSON error, 400 unless the body is too big.
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Error::TooLarge(rejection.body_text())
+        } else {
+            Error::BadRequest(rejection.body_text())
+        }
     }
 }

@@ -1,5 +1,6 @@
-//! The scripted stand-in for the `claude` CLI (binary `vf-fake-claude`): its arguments, its fixtures, and the
-//! prompt tags that choose what it replays. The binary only plays the steps built here.
+//! The scripted stand-in for the `claude` CLI: arguments, fixtures and the prompt tags that choose them.
+//!
+//! The binary `vf-fake-claude` only plays the steps built here.
 
 use std::time::Duration;
 
@@ -18,7 +19,10 @@ pub const FIXTURES: [(&str, &str); 8] = [
     ("demo", include_str!("../fixtures/demo.jsonl")),
     ("text", include_str!("../fixtures/text.jsonl")),
     ("tool", include_str!("../fixtures/tool.jsonl")),
-    ("error-result", include_str!("../fixtures/error-result.jsonl")),
+    (
+        "error-result",
+        include_str!("../fixtures/error-result.jsonl"),
+    ),
     ("crash", include_str!("../fixtures/crash.jsonl")),
     ("resume", include_str!("../fixtures/resume.jsonl")),
     ("garbage", include_str!("../fixtures/garbage.jsonl")),
@@ -26,7 +30,10 @@ pub const FIXTURES: [(&str, &str); 8] = [
 ];
 
 pub fn fixture(name: &str) -> Option<&'static str> {
-    FIXTURES.iter().find(|(n, _)| *n == name).map(|(_, text)| *text)
+    FIXTURES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, text)| *text)
 }
 
 /// The arguments the fake accepts: the ones `vf-agent` passes, parsed as strictly as the real CLI does.
@@ -66,7 +73,8 @@ pub fn parse_args(argv: &[String]) -> Result<Args, String> {
             "--model" => args.model = Some(value()?),
             "--permission-mode" => {
                 let mode = value()?;
-                if !["acceptEdits", "bypassPermissions", "default", "plan"].contains(&mode.as_str()) {
+                if !["acceptEdits", "bypassPermissions", "default", "plan"].contains(&mode.as_str())
+                {
                     return Err(format!(
                         "error: option '--permission-mode <mode>' argument '{mode}' is invalid"
                     ));
@@ -84,7 +92,9 @@ pub fn parse_args(argv: &[String]) -> Result<Args, String> {
         return Err("error: vf-fake-claude only prints --output-format stream-json".into());
     }
     if !verbose {
-        return Err("Error: When using --print, --output-format=stream-json requires --verbose".into());
+        return Err(
+            "Error: When using --print, --output-format=stream-json requires --verbose".into(),
+        );
     }
     Ok(args)
 }
@@ -94,7 +104,10 @@ pub fn parse_args(argv: &[String]) -> Result<Args, String> {
 pub enum Source {
     Fixture(&'static str),
     /// `count` text deltas of `size` bytes, with no delay: for tests and benchmarks.
-    Burst { count: usize, size: usize },
+    Burst {
+        count: usize,
+        size: usize,
+    },
 }
 
 /// The value of a `[name:value]` tag in the prompt.
@@ -110,10 +123,14 @@ pub fn choose(prompt: &str, env_fixture: Option<&str>) -> Result<Source, String>
         let parsed = burst
             .split_once(':')
             .and_then(|(n, size)| Some((n.parse().ok()?, size.parse().ok()?)));
-        let (count, size) = parsed.ok_or(format!("error: bad tag [burst:{burst}], want [burst:N:SIZE]"))?;
+        let (count, size) = parsed.ok_or(format!(
+            "error: bad tag [burst:{burst}], want [burst:N:SIZE]"
+        ))?;
         return Ok(Source::Burst { count, size });
     }
-    let name = env_fixture.or_else(|| tag(prompt, "fixture")).unwrap_or("demo");
+    let name = env_fixture
+        .or_else(|| tag(prompt, "fixture"))
+        .unwrap_or("demo");
     fixture(name)
         .map(Source::Fixture)
         .ok_or(format!("error: unknown fixture {name:?}"))
@@ -150,7 +167,10 @@ impl Vars {
             new_session_id: fresh(),
             cwd,
             model: args.model.clone().unwrap_or_else(|| DEFAULT_MODEL.into()),
-            permission_mode: args.permission_mode.clone().unwrap_or_else(|| "default".into()),
+            permission_mode: args
+                .permission_mode
+                .clone()
+                .unwrap_or_else(|| "default".into()),
         }
     }
 
@@ -197,8 +217,8 @@ pub fn steps(text: &str, vars: &Vars, partial: bool) -> Result<Vec<Step>, String
     let mut steps = Vec::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let line = vars.fill(line);
-        let value: Value =
-            serde_json::from_str(&line).map_err(|e| format!("fixture line is not JSON ({e}): {line}"))?;
+        let value: Value = serde_json::from_str(&line)
+            .map_err(|e| format!("fixture line is not JSON ({e}): {line}"))?;
         let step = match value["_fake"].as_str() {
             None if !partial && value["type"] == "stream_event" => continue,
             None => Step::Print(line),
@@ -217,7 +237,9 @@ pub fn steps(text: &str, vars: &Vars, partial: bool) -> Result<Vec<Step>, String
 /// the concatenation shows order and loss), the complete message, and a success result holding all the text.
 fn burst(count: usize, size: usize) -> String {
     // The init line is the `text` fixture's, so that there is one source of truth for its shape.
-    let init = fixture("text").and_then(|t| t.lines().next()).expect("the text fixture starts with init");
+    let init = fixture("text")
+        .and_then(|t| t.lines().next())
+        .expect("the text fixture starts with init");
     let piece = |i: usize| {
         let mut piece = format!("{i:07}:");
         piece.extend(std::iter::repeat_n('x', size.saturating_sub(piece.len())));
@@ -228,21 +250,31 @@ fn burst(count: usize, size: usize) -> String {
     let session = "{{session_id}}";
     let mut lines = vec![init.to_string()];
     let mut line = |value: Value| lines.push(value.to_string());
-    line(json!({"type": "stream_event", "session_id": session, "parent_tool_use_id": null,
+    line(
+        json!({"type": "stream_event", "session_id": session, "parent_tool_use_id": null,
         "event": {"type": "message_start", "message": {"id": "msg_burst", "type": "message", "role": "assistant",
-        "model": "{{model}}", "content": []}}}));
+        "model": "{{model}}", "content": []}}}),
+    );
     for i in 0..count {
-        line(json!({"type": "stream_event", "session_id": session, "parent_tool_use_id": null,
-            "event": {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece(i)}}}));
+        line(
+            json!({"type": "stream_event", "session_id": session, "parent_tool_use_id": null,
+            "event": {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece(i)}}}),
+        );
     }
-    line(json!({"type": "assistant", "session_id": session, "parent_tool_use_id": null,
+    line(
+        json!({"type": "assistant", "session_id": session, "parent_tool_use_id": null,
         "message": {"id": "msg_burst", "type": "message", "role": "assistant", "model": "{{model}}",
-        "content": [{"type": "text", "text": all}]}}));
-    line(json!({"type": "stream_event", "session_id": session, "parent_tool_use_id": null,
-        "event": {"type": "message_stop"}}));
-    line(json!({"type": "result", "subtype": "success", "is_error": false, "duration_ms": 1, "num_turns": 1,
+        "content": [{"type": "text", "text": all}]}}),
+    );
+    line(
+        json!({"type": "stream_event", "session_id": session, "parent_tool_use_id": null,
+        "event": {"type": "message_stop"}}),
+    );
+    line(
+        json!({"type": "result", "subtype": "success", "is_error": false, "duration_ms": 1, "num_turns": 1,
         "result": all, "session_id": session, "total_cost_usd": 0.0,
-        "usage": {"input_tokens": 1, "output_tokens": count}}));
+        "usage": {"input_tokens": 1, "output_tokens": count}}),
+    );
     lines.join("\n")
 }
 
@@ -275,7 +307,13 @@ mod tests {
                 prompt: None,
             }
         );
-        assert_eq!(parse_args(&argv(&format!("{base} hello"))).unwrap().prompt.as_deref(), Some("hello"));
+        assert_eq!(
+            parse_args(&argv(&format!("{base} hello")))
+                .unwrap()
+                .prompt
+                .as_deref(),
+            Some("hello")
+        );
         for bad in [
             format!("{base} --bogus"),
             format!("{base} --permission-mode yolo"),
@@ -296,25 +334,51 @@ mod tests {
             match name {
                 "crash" => assert_eq!(last, &Step::Exit(1)),
                 "hang" => assert_eq!(last, &Step::Hang),
-                _ => assert!(matches!(last, Step::Print(l) if l.contains(r#""type":"result""#)), "{name}"),
+                _ => assert!(
+                    matches!(last, Step::Print(l) if l.contains(r#""type":"result""#)),
+                    "{name}"
+                ),
             }
-            assert!(steps.iter().all(|s| !matches!(s, Step::Print(l) if l.contains("{{"))), "{name}");
+            assert!(
+                steps
+                    .iter()
+                    .all(|s| !matches!(s, Step::Print(l) if l.contains("{{"))),
+                "{name}"
+            );
         }
     }
 
     #[test]
     fn selection_and_pace() {
-        assert_eq!(choose("hi", None), Ok(Source::Fixture(fixture("demo").unwrap())));
-        assert_eq!(choose("[fixture:text] hi", None), Ok(Source::Fixture(fixture("text").unwrap())));
-        assert_eq!(choose("[fixture:text]", Some("crash")), Ok(Source::Fixture(fixture("crash").unwrap())));
-        assert_eq!(choose("[burst:3:10]", Some("crash")), Ok(Source::Burst { count: 3, size: 10 }));
+        assert_eq!(
+            choose("hi", None),
+            Ok(Source::Fixture(fixture("demo").unwrap()))
+        );
+        assert_eq!(
+            choose("[fixture:text] hi", None),
+            Ok(Source::Fixture(fixture("text").unwrap()))
+        );
+        assert_eq!(
+            choose("[fixture:text]", Some("crash")),
+            Ok(Source::Fixture(fixture("crash").unwrap()))
+        );
+        assert_eq!(
+            choose("[burst:3:10]", Some("crash")),
+            Ok(Source::Burst { count: 3, size: 10 })
+        );
         assert!(choose("[fixture:nope]", None).is_err());
         assert!(choose("[burst:3]", None).is_err());
         let demo = Source::Fixture(fixture("demo").unwrap());
         assert_eq!(delay("x", None, demo), DEFAULT_DELAY);
         assert_eq!(delay("x", Some("5"), demo), Duration::from_millis(5));
-        assert_eq!(delay("[delay:7]", Some("5"), demo), Duration::from_millis(7));
-        assert_eq!(delay("[delay:7]", None, Source::Burst { count: 1, size: 1 }), Duration::ZERO);
+        assert_eq!(
+            delay("[delay:7]", Some("5"), demo),
+            Duration::from_millis(7)
+        );
+        assert_eq!(
+            delay("[delay:7]", None, Source::Burst { count: 1, size: 1 }),
+            Duration::ZERO
+        );
     }
 
     #[test]
@@ -333,7 +397,9 @@ mod tests {
             ..vars()
         };
         let steps = steps(fixture("text").unwrap(), &vars, false).unwrap();
-        let Step::Print(init) = &steps[0] else { panic!() };
+        let Step::Print(init) = &steps[0] else {
+            panic!()
+        };
         let init: Value = serde_json::from_str(init).unwrap();
         assert_eq!(init["cwd"], "/a \"quoted\" dir");
         assert_eq!(init["model"], DEFAULT_MODEL);
@@ -342,7 +408,15 @@ mod tests {
 
     #[test]
     fn bursts_are_deterministic() {
-        let steps = steps(&text(Source::Burst { count: 12, size: 10 }), &vars(), true).unwrap();
+        let steps = steps(
+            &text(Source::Burst {
+                count: 12,
+                size: 10,
+            }),
+            &vars(),
+            true,
+        )
+        .unwrap();
         let lines: Vec<Value> = steps
             .iter()
             .map(|s| match s {

@@ -39,7 +39,7 @@ struct StartMessage {
 
 /// How a relay ended.
 enum Ended {
-    /// The agent finished (or never started): nothing of it is left to stop.
+    /// The agent sent its terminal event (and ends on its own), or never started.
     Finished,
     /// The client went away first: the agent must be stopped.
     Abandoned(String),
@@ -62,7 +62,11 @@ pub(crate) async fn serve(mut socket: WebSocket, app: Arc<App>) {
                     "the agent could not be started".into()
                 }
             };
-            let _ = send(&mut socket, Event::error(ErrorCode::DispatchFailed, message).to_line()).await;
+            let _ = send(
+                &mut socket,
+                Event::error(ErrorCode::DispatchFailed, message).to_line(),
+            )
+            .await;
         }
     }
     // The agent deletes the query file once read; this only removes one it never got to.
@@ -93,13 +97,20 @@ async fn relay(
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64),
     };
-    tokio::fs::write(query_file, serde_json::to_vec(&query).expect("queries serialize")).await?;
+    tokio::fs::write(
+        query_file,
+        serde_json::to_vec(&query).expect("queries serialize"),
+    )
+    .await?;
 
     let mut env = app.child_env(start.env)?;
     // Stdout mode: whatever the server's or the client's environment says, this agent has no callback.
     env.remove("VF_CALLBACK_URL");
     env.remove("VF_STREAM_JWT");
-    env.insert("VF_QUERY_FILE".into(), query_file.to_string_lossy().into_owned());
+    env.insert(
+        "VF_QUERY_FILE".into(),
+        query_file.to_string_lossy().into_owned(),
+    );
     for (key, value) in [
         ("VF_SDK_SESSION_ID", start.sdk_session_id),
         ("VF_MODEL", start.model),
@@ -165,7 +176,10 @@ async fn first_message(socket: &mut WebSocket) -> Option<StartMessage> {
             }
         }
     };
-    tokio::time::timeout(FIRST_MESSAGE_TIMEOUT, read).await.ok().flatten()
+    tokio::time::timeout(FIRST_MESSAGE_TIMEOUT, read)
+        .await
+        .ok()
+        .flatten()
 }
 
 fn is_stop(text: &str) -> bool {
@@ -176,6 +190,7 @@ async fn send(socket: &mut WebSocket, mut line: Vec<u8>) -> Result<(), axum::Err
     if line.last() == Some(&b'\n') {
         line.pop();
     }
-    let text = String::from_utf8(line).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+    let text = String::from_utf8(line)
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
     socket.send(Message::Text(text.into())).await
 }

@@ -36,7 +36,8 @@ impl<R: AsyncRead + Unpin> Lines<R> {
                 return None;
             }
             let ready = &mut self.ready;
-            let mut collect = |line: Result<&[u8], FrameError>| ready.push_back(line.map(<[u8]>::to_vec));
+            let mut collect =
+                |line: Result<&[u8], FrameError>| ready.push_back(line.map(<[u8]>::to_vec));
             match self.reader.read(&mut self.buf).await {
                 Ok(n) if n > 0 => self.framer.push(&self.buf[..n], &mut collect),
                 // A read error ends the stream like an EOF: the child is gone either way.
@@ -63,7 +64,10 @@ mod tests {
         });
         let mut lines = Lines::new(rx, 8);
         assert_eq!(lines.next().await, Some(Ok(b"one".to_vec())));
-        assert!(matches!(lines.next().await, Some(Err(FrameError::LineTooLong { .. }))));
+        assert!(matches!(
+            lines.next().await,
+            Some(Err(FrameError::LineTooLong { .. }))
+        ));
         assert_eq!(lines.next().await, Some(Ok(b"two".to_vec())));
         assert_eq!(lines.next().await, Some(Ok(b"last".to_vec())));
         assert_eq!(lines.next().await, None);

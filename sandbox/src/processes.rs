@@ -1,5 +1,6 @@
-//! The processes started through the control API: each runs in its own process group, is reaped by its own task,
-//! and is stopped as a whole group.
+//! The table of processes started through the control API.
+//!
+//! Each runs in its own process group, is reaped by its own task, and is stopped as a whole group.
 
 use std::collections::{BTreeMap, HashMap};
 use std::os::unix::process::ExitStatusExt;
@@ -76,7 +77,7 @@ impl Proc {
     /// SIGTERM to the whole group, SIGKILL after [`KILL_GRACE`] if any member is left, then waits until the
     /// leader is reaped so that the status the caller reads is final.
     async fn stop(&self) {
-        if !signal_group(self.pid, 0) {
+        if !group_alive(self.pid) {
             return;
         }
         if self.exit.borrow().is_none() {
@@ -84,24 +85,42 @@ impl Proc {
         }
         signal_group(self.pid, libc::SIGTERM);
         let deadline = tokio::time::Instant::now() + KILL_GRACE;
-        while signal_group(self.pid, 0) && tokio::time::Instant::now() < deadline {
+        while group_alive(self.pid) && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        if signal_group(self.pid, 0) {
-            // mutated
+        if group_alive(self.pid) {
+            signal_group(self.pid, libc::SIGKILL);
         }
         let mut exit = self.exit.clone();
         let _ = exit.wait_for(Option::is_some).await;
     }
 }
 
-/// Sends `signal` to every process of the group led by `pgid`; with signal 0, tells whether any is left.
-fn signal_group(pgid: u32, signal: libc::c_int) -> bool {
-    let Ok(pgid) = libc::pid_t::try_from(pgid) else {
-        return false;
+/// Sends `signal` to every process of the group led by `pgid`.
+fn signal_group(pgid: u32, signal: libc::c_int) {
+    if let Ok(pgid) = libc::pid_t::try_from(pgid) {
+        // SAFETY: kill(2) with a negative pid only signals that process group; it touches no memory of ours.
+        unsafe { libc::kill(-pgid, signal) };
+    }
+}
+
+/// Whether any process of the group is still alive. Zombies do not count: they are dead, only waiting for their
+/// parent (for orphans, init) to reap them, and `kill(-pgid, 0)` would count them until then.
+fn group_alive(pgid: u32) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        // SAFETY: signal 0 only checks that the group exists.
+        return libc::pid_t::try_from(pgid).is_ok_and(|g| unsafe { libc::kill(-g, 0) } == 0);
     };
-    // SAFETY: kill(2) with a negative pid only signals that process group; it touches no memory of ours.
-    unsafe { libc::kill(-pgid, signal) == 0 }
+    entries.flatten().any(|entry| {
+        // `/proc/<pid>/stat` is `pid (comm) state ppid pgrp …`; comm may hold spaces and parentheses.
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        let mut fields = stat
+            .rsplit_once(") ")
+            .map_or("", |(_, rest)| rest)
+            .split(' ');
+        let (state, pgrp) = (fields.next(), fields.nth(1));
+        state.is_some_and(|s| s != "Z") && pgrp.and_then(|p| p.parse().ok()) == Some(pgid)
+    })
 }
 
 /// The table of started processes. Entries stay after exit so that their final status can still be read.
@@ -191,6 +210,8 @@ impl Processes {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Proc>>> {
-        self.table.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.table
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }

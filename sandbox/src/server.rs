@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 
-use axum::extract::{FromRequest, Path, Request, State, WebSocketUpgrade};
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Request, State, WebSocketUpgrade};
 use axum::http::HeaderName;
 use axum::middleware::{self, Next};
 use axum::response::Response;
@@ -21,6 +21,9 @@ use crate::{legacy_ws, Config, Error};
 
 /// The header that carries the shared control-API token.
 pub const TOKEN_HEADER: HeaderName = HeaderName::from_static("x-sandbox-token");
+
+/// Request bodies up to this size are accepted: room for files written through `/api/write`.
+const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 
 /// Everything the handlers share.
 pub(crate) struct App {
@@ -64,11 +67,13 @@ pub async fn run(
         ));
     }
     std::fs::create_dir_all(&config.log_dir)?;
+    // Absolute, because children (the agent reading its query file) run in the workspace, not in our directory.
+    let log_dir = config.log_dir.canonicalize()?;
     let app = Arc::new(App {
         token: config.token,
         workspace: Workspace::open(&config.workspace)?,
-        processes: Processes::new(config.log_dir.clone()),
-        log_dir: config.log_dir,
+        processes: Processes::new(log_dir.clone()),
+        log_dir,
         agent_command: config.agent_command,
         base_env: config.base_env,
     });
@@ -76,9 +81,13 @@ pub async fn run(
         .route("/api/ping", get(ping))
         .route("/api/write", post(write_file))
         .route("/api/process/start", post(start_process))
-        .route("/api/process/{id}", get(process_status).delete(kill_process))
+        .route(
+            "/api/process/{id}",
+            get(process_status).delete(kill_process),
+        )
         .route("/api/agent/ws", get(agent_ws))
         .fallback(|| async { Error::NotFound })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         // A layer, not a route_layer: unknown paths answer 401 too, so they reveal nothing without the token.
         .layer(middleware::from_fn_with_state(app.clone(), require_token))
         .with_state(app.clone());
@@ -89,7 +98,11 @@ pub async fn run(
     served
 }
 
-async fn require_token(State(app): State<Arc<App>>, req: Request, next: Next) -> Result<Response, Error> {
+async fn require_token(
+    State(app): State<Arc<App>>,
+    req: Request,
+    next: Next,
+) -> Result<Response, Error> {
     let given = req
         .headers()
         .get(TOKEN_HEADER)
@@ -103,14 +116,14 @@ async fn require_token(State(app): State<Arc<App>>, req: Request, next: Next) ->
 }
 
 /// A JSON body whose rejection is our 400 `{"error"}`, not axum's plain-text 415/422.
-struct Body<T>(T);
+struct JsonBody<T>(T);
 
-impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for Body<T> {
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = Error;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Error> {
         let Json(value) = Json::<T>::from_request(req, state).await?;
-        Ok(Body(value))
+        Ok(JsonBody(value))
     }
 }
 
@@ -124,10 +137,16 @@ struct WriteRequest {
     content: String,
 }
 
-async fn write_file(State(app): State<Arc<App>>, Body(req): Body<WriteRequest>) -> Result<Json<Value>, Error> {
+async fn write_file(
+    State(app): State<Arc<App>>,
+    JsonBody(req): JsonBody<WriteRequest>,
+) -> Result<Json<Value>, Error> {
     let path = app.workspace.resolve(&req.path)?;
     if path.is_dir() {
-        return Err(Error::BadRequest(format!("path {:?} is a directory", req.path)));
+        return Err(Error::BadRequest(format!(
+            "path {:?} is a directory",
+            req.path
+        )));
     }
     if let Some(parent) = path.parent() {
         tokio::fs::create_dir_all(parent).await?;
@@ -145,7 +164,10 @@ struct StartRequest {
     cwd: Option<String>,
 }
 
-async fn start_process(State(app): State<Arc<App>>, Body(req): Body<StartRequest>) -> Result<Json<Value>, Error> {
+async fn start_process(
+    State(app): State<Arc<App>>,
+    JsonBody(req): JsonBody<StartRequest>,
+) -> Result<Json<Value>, Error> {
     if req.command.trim().is_empty() {
         return Err(Error::BadRequest("command is empty".into()));
     }
@@ -163,12 +185,22 @@ async fn start_process(State(app): State<Arc<App>>, Body(req): Body<StartRequest
     Ok(Json(json!({"id": info.id, "pid": info.pid})))
 }
 
-async fn process_status(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Json<ProcessInfo>, Error> {
+async fn process_status(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+) -> Result<Json<ProcessInfo>, Error> {
     app.processes.get(&id).map(Json).ok_or(Error::NotFound)
 }
 
-async fn kill_process(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Json<ProcessInfo>, Error> {
-    app.processes.kill(&id).await.map(Json).ok_or(Error::NotFound)
+async fn kill_process(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+) -> Result<Json<ProcessInfo>, Error> {
+    app.processes
+        .kill(&id)
+        .await
+        .map(Json)
+        .ok_or(Error::NotFound)
 }
 
 async fn agent_ws(State(app): State<Arc<App>>, ws: WebSocketUpgrade) -> Response {

@@ -68,7 +68,9 @@ impl Workspace {
         if dir.is_dir() {
             Ok(dir)
         } else {
-            Err(Error::BadRequest(format!("cwd {path:?} is not a directory")))
+            Err(Error::BadRequest(format!(
+                "cwd {path:?} is not a directory"
+            )))
         }
     }
 }
@@ -94,7 +96,10 @@ mod tests {
             root.join("x")
         );
         for bad in ["../x", "a/../../x", "/etc/passwd", "..", "", "a\0b"] {
-            assert!(matches!(ws.resolve(bad), Err(Error::BadRequest(_))), "{bad:?}");
+            assert!(
+                matches!(ws.resolve(bad), Err(Error::BadRequest(_))),
+                "{bad:?}"
+            );
         }
         std::fs::remove_dir_all(base).unwrap();
     }

@@ -59,7 +59,12 @@ async fn run_agent(prompt: &str, env: &[(&str, &str)]) -> Run {
     let ended = Instant::now();
     std::fs::remove_dir_all(&dir).unwrap();
     Run {
-        lines: output.stdout.split(|b| *b == b'\n').filter(|l| !l.is_empty()).map(parse_line).collect(),
+        lines: output
+            .stdout
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(parse_line)
+            .collect(),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
         status: output.status,
         ended,
@@ -84,9 +89,14 @@ async fn every_fixture_ends_with_exactly_one_terminal_event() {
         ("crash", Some(ErrorCode::AgentCrashed)),
         ("hang", Some(ErrorCode::Timeout)),
     ];
-    let prompts: Vec<String> = cases.iter().map(|(fixture, _)| format!("[fixture:{fixture}] go")).collect();
+    let prompts: Vec<String> = cases
+        .iter()
+        .map(|(fixture, _)| format!("[fixture:{fixture}] go"))
+        .collect();
     let runs = futures::future::join_all(
-        prompts.iter().map(|prompt| run_agent(prompt, &[("VF_IDLE_TIMEOUT_SECS", "1")])),
+        prompts
+            .iter()
+            .map(|prompt| run_agent(prompt, &[("VF_IDLE_TIMEOUT_SECS", "1")])),
     )
     .await;
     for ((fixture, expected), run) in cases.iter().zip(&runs) {
@@ -99,10 +109,20 @@ async fn every_fixture_ends_with_exactly_one_terminal_event() {
         );
     }
     let crash = terminal(&runs[5].lines);
-    assert!(matches!(crash, Event::Error { error, .. } if error.contains("exited with code 1")), "{crash:?}");
+    assert!(
+        matches!(crash, Event::Error { error, .. } if error.contains("exited with code 1")),
+        "{crash:?}"
+    );
     let hang = terminal(&runs[6].lines);
-    assert!(matches!(hang, Event::Error { error, .. } if error.contains("silent")), "{hang:?}");
-    assert!(runs[2].stderr.contains("skipped 5 stream-json lines"), "{}", runs[2].stderr);
+    assert!(
+        matches!(hang, Event::Error { error, .. } if error.contains("silent")),
+        "{hang:?}"
+    );
+    assert!(
+        runs[2].stderr.contains("skipped 5 stream-json lines"),
+        "{}",
+        runs[2].stderr
+    );
 }
 
 #[tokio::test]
@@ -110,7 +130,11 @@ async fn resume_model_and_permission_mode_reach_the_cli_and_the_new_session_id_l
     let dir = scratch("args");
     let log = dir.join("args.jsonl");
     let log = log.to_str().unwrap();
-    let first = run_agent("[fixture:text] hi", &[("VF_FAKE_ARGS_LOG", log), ("VF_SDK_SESSION_ID", "")]).await;
+    let first = run_agent(
+        "[fixture:text] hi",
+        &[("VF_FAKE_ARGS_LOG", log), ("VF_SDK_SESSION_ID", "")],
+    )
+    .await;
     let second = run_agent(
         "[fixture:resume] again",
         &[
@@ -130,11 +154,18 @@ async fn resume_model_and_permission_mode_reach_the_cli_and_the_new_session_id_l
     assert_eq!(argv.len(), 2);
     assert!(!argv[0].contains(&"--resume".to_string()), "{:?}", argv[0]);
     let second_args = argv[1].join(" ");
-    for expected in ["--resume old-session", "--model claude-opus-4-1", "--permission-mode bypassPermissions"] {
+    for expected in [
+        "--resume old-session",
+        "--model claude-opus-4-1",
+        "--permission-mode bypassPermissions",
+    ] {
         assert!(second_args.contains(expected), "{second_args}");
     }
     assert!(matches!(terminal(&first.lines), Event::Done { .. }));
-    let Event::SessionInit { session_id: init, .. } = &second.lines[0].event else {
+    let Event::SessionInit {
+        session_id: init, ..
+    } = &second.lines[0].event
+    else {
         panic!("{:?}", second.lines[0])
     };
     let done = terminal(&second.lines);
@@ -148,13 +179,24 @@ async fn the_query_file_is_consumed_and_its_absence_is_reported() {
     write_query(&dir.join("query.json"), "[fixture:text] hi");
     let output = agent(&dir, &[]).output().await.unwrap();
     assert!(output.status.success());
-    assert!(!dir.join("query.json").exists(), "the prompt must not linger on disk");
+    assert!(
+        !dir.join("query.json").exists(),
+        "the prompt must not linger on disk"
+    );
     // Run again: the file is gone now.
     let output = agent(&dir, &[]).output().await.unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
-    let lines: Vec<AgentLine> = output.stdout.split(|b| *b == b'\n').filter(|l| !l.is_empty()).map(parse_line).collect();
+    let lines: Vec<AgentLine> = output
+        .stdout
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(parse_line)
+        .collect();
     assert_eq!(lines.len(), 1);
-    assert_eq!(error_code(terminal(&lines)), Some(ErrorCode::DispatchFailed));
+    assert_eq!(
+        error_code(terminal(&lines)),
+        Some(ErrorCode::DispatchFailed)
+    );
 }
 
 #[tokio::test]
@@ -172,18 +214,29 @@ async fn a_missing_cli_is_a_clear_crash() {
 async fn silences_are_filled_with_heartbeats() {
     let run = run_agent(
         "[fixture:hang] go",
-        &[("VF_IDLE_TIMEOUT_SECS", "1.2"), ("VF_HEARTBEAT_SECS", "0.25")],
+        &[
+            ("VF_IDLE_TIMEOUT_SECS", "1.2"),
+            ("VF_HEARTBEAT_SECS", "0.25"),
+        ],
     )
     .await;
     assert_eq!(error_code(terminal(&run.lines)), Some(ErrorCode::Timeout));
-    let beats = run.lines.iter().filter(|l| matches!(l.event, Event::Heartbeat)).count();
+    let beats = run
+        .lines
+        .iter()
+        .filter(|l| matches!(l.event, Event::Heartbeat))
+        .count();
     assert!(beats >= 3, "{beats} heartbeats in {:?}", run.lines);
 }
 
 #[tokio::test]
 async fn max_runtime_stops_a_cli_that_keeps_talking() {
     // A slow but never-silent session: the idle timer keeps being reset, the overall limit still applies.
-    let run = run_agent("[fixture:demo] [delay:300] go", &[("VF_MAX_RUNTIME_SECS", "1")]).await;
+    let run = run_agent(
+        "[fixture:demo] [delay:300] go",
+        &[("VF_MAX_RUNTIME_SECS", "1")],
+    )
+    .await;
     let last = terminal(&run.lines);
     assert!(
         matches!(last, Event::Error { code: ErrorCode::Timeout, error } if error.contains("limit")),
@@ -237,11 +290,16 @@ async fn callback_server(status: StatusCode) -> (String, Arc<Mutex<Received>>) {
         while let Some(Ok(chunk)) = chunks.next().await {
             let now = Instant::now();
             let mut r = received.lock().unwrap();
-            framer.push(&chunk, |line| r.lines.push((now, parse_line(line.unwrap()))));
+            framer.push(&chunk, |line| {
+                r.lines.push((now, parse_line(line.unwrap())))
+            });
         }
         let r = received.lock().unwrap();
         let terminal = r.lines.iter().any(|(_, l)| l.event.is_terminal());
-        (status, Json(json!({"stored": r.lines.len(), "terminal": terminal})))
+        (
+            status,
+            Json(json!({"stored": r.lines.len(), "terminal": terminal})),
+        )
     }
     let received = Arc::new(Mutex::new(Received::default()));
     let app = Router::new()
@@ -264,20 +322,43 @@ async fn callback_mode_streams_numbered_lines_as_they_happen() {
     .await;
     assert!(run.status.success(), "{}", run.stderr);
     assert!(run.lines.is_empty(), "nothing on stdout in callback mode");
-    assert!(run.stderr.contains("callback stored 8 lines (terminal: true)"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("callback stored 8 lines (terminal: true)"),
+        "{}",
+        run.stderr
+    );
     let received = received.lock().unwrap();
-    assert_eq!(received.authorization.as_deref(), Some(format!("Bearer {JWT}").as_str()));
-    assert_eq!(received.content_type.as_deref(), Some("application/x-ndjson"));
+    assert_eq!(
+        received.authorization.as_deref(),
+        Some(format!("Bearer {JWT}").as_str())
+    );
+    assert_eq!(
+        received.content_type.as_deref(),
+        Some("application/x-ndjson")
+    );
     let lines: Vec<AgentLine> = received.lines.iter().map(|(_, l)| l.clone()).collect();
     assert!(matches!(terminal(&lines), Event::Done { .. }));
     assert_eq!(lines.len(), 8, "init, 6 deltas, done");
     // The fake takes ~2 s (14 lines, 150 ms apart): lines must land while it runs, not in a lump at the end.
     let first = received.lines[0].0;
     let last = received.lines.last().unwrap().0;
-    assert!(first.duration_since(started) < Duration::from_millis(1500), "first line after {:?}", first - started);
-    assert!(last - first > Duration::from_millis(1000), "lines spread over {:?}", last - first);
+    assert!(
+        first.duration_since(started) < Duration::from_millis(1500),
+        "first line after {:?}",
+        first - started
+    );
+    assert!(
+        last - first > Duration::from_millis(1000),
+        "lines spread over {:?}",
+        last - first
+    );
     assert!(run.ended - first > Duration::from_millis(1000));
-    let distinct = received.lines.windows(2).filter(|w| w[1].0 - w[0].0 > Duration::from_millis(50)).count();
+    let distinct = received
+        .lines
+        .windows(2)
+        .filter(|w| w[1].0 - w[0].0 > Duration::from_millis(50))
+        .count();
     assert!(distinct >= 5, "only {distinct} separate arrivals");
 }
 
@@ -297,7 +378,11 @@ async fn a_failing_callback_exits_1_and_never_logs_a_secret() {
         assert_eq!(run.status.code(), Some(1), "{}", run.stderr);
         assert!(run.stderr.contains(expected), "{}", run.stderr);
         for secret in [JWT, OAUTH, "SECRET"] {
-            assert!(!run.stderr.contains(secret), "stderr leaks a secret: {}", run.stderr);
+            assert!(
+                !run.stderr.contains(secret),
+                "stderr leaks a secret: {}",
+                run.stderr
+            );
         }
     }
 }

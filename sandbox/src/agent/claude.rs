@@ -53,7 +53,10 @@ pub fn args(turn: &Turn) -> Vec<String> {
     let flags = [
         ("--resume", turn.resume.as_deref()),
         ("--model", turn.model.as_deref()),
-        ("--permission-mode", permission_mode(turn.mode, turn.autonomy)),
+        (
+            "--permission-mode",
+            permission_mode(turn.mode, turn.autonomy),
+        ),
     ];
     for (flag, value) in flags {
         if let Some(value) = value {
@@ -86,9 +89,18 @@ mod tests {
     #[test]
     fn permission_modes() {
         use Autonomy::*;
-        assert_eq!(permission_mode(SessionMode::Plan, Some(Autonomous)), Some("plan"));
-        assert_eq!(permission_mode(SessionMode::Agent, Some(Conservative)), Some("default"));
-        assert_eq!(permission_mode(SessionMode::Agent, Some(Standard)), Some("acceptEdits"));
+        assert_eq!(
+            permission_mode(SessionMode::Plan, Some(Autonomous)),
+            Some("plan")
+        );
+        assert_eq!(
+            permission_mode(SessionMode::Agent, Some(Conservative)),
+            Some("default")
+        );
+        assert_eq!(
+            permission_mode(SessionMode::Agent, Some(Standard)),
+            Some("acceptEdits")
+        );
         assert_eq!(
             permission_mode(SessionMode::Agent, Some(Autonomous)),
             Some("bypassPermissions")
@@ -100,7 +112,13 @@ mod tests {
     fn arguments() {
         assert_eq!(
             args(&Turn::default()),
-            ["-p", "--output-format", "stream-json", "--verbose", "--include-partial-messages"]
+            [
+                "-p",
+                "--output-format",
+                "stream-json",
+                "--verbose",
+                "--include-partial-messages"
+            ]
         );
         let turn = Turn {
             resume: Some("s1".into()),
@@ -110,7 +128,14 @@ mod tests {
         };
         assert_eq!(
             args(&turn)[5..],
-            ["--resume", "s1", "--model", "opus", "--permission-mode", "plan"]
+            [
+                "--resume",
+                "s1",
+                "--model",
+                "opus",
+                "--permission-mode",
+                "plan"
+            ]
         );
     }
 
@@ -123,6 +148,9 @@ mod tests {
             .filter(|(_, value)| value.is_none())
             .map(|(name, _)| name.to_str().unwrap().to_string())
             .collect();
-        assert_eq!(removed, ["VF_CALLBACK_URL", "VF_QUERY_FILE", "VF_STREAM_JWT"]);
+        assert_eq!(
+            removed,
+            ["VF_CALLBACK_URL", "VF_QUERY_FILE", "VF_STREAM_JWT"]
+        );
     }
 }

@@ -1,12 +1,13 @@
-//! Where `vf-agent`'s lines go: one long-lived chunked POST to the callback, or stdout. Both get the same lines,
-//! numbered by the same [`Output`].
+//! Where `vf-agent`'s lines go: one long-lived chunked POST to the callback, or stdout.
+//!
+//! Both get the same lines, numbered by the same [`Output`].
 
 use bytes::Bytes;
 use tokio::io::AsyncWriteExt;
-use tokio_stream::StreamExt as _;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use tokio_stream::StreamExt as _;
 use vf_protocol::api::CallbackReceipt;
 use vf_protocol::{AgentLine, Event};
 
@@ -34,7 +35,8 @@ impl Sink {
     /// Opens the POST to `url`; `jwt` goes in the Authorization header and nowhere else.
     pub fn callback(url: &str, jwt: &str) -> Result<Self, Error> {
         let (body, lines) = mpsc::channel::<Bytes>(CALLBACK_QUEUE);
-        let stream = tokio_stream::wrappers::ReceiverStream::new(lines).map(Ok::<_, std::io::Error>);
+        let stream =
+            tokio_stream::wrappers::ReceiverStream::new(lines).map(Ok::<_, std::io::Error>);
         let request = reqwest::Client::builder()
             .build()?
             .post(url)
@@ -54,7 +56,10 @@ impl Sink {
                 stdout.flush().await?;
             }
             // The receiver only goes away when the request has ended; `close` reports why.
-            Sink::Callback { body, .. } => body.send(line.into()).await.map_err(|_| Error::CallbackClosed)?,
+            Sink::Callback { body, .. } => body
+                .send(line.into())
+                .await
+                .map_err(|_| Error::CallbackClosed)?,
         }
         Ok(())
     }

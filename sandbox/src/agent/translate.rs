@@ -241,8 +241,12 @@ enum Line {
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum StreamEvent {
-    MessageStart { message: MessageId },
-    ContentBlockDelta { delta: Delta },
+    MessageStart {
+        message: MessageId,
+    },
+    ContentBlockDelta {
+        delta: Delta,
+    },
     #[serde(other)]
     Other,
 }
@@ -337,7 +341,9 @@ impl ResultLine {
                 "Claude Code stopped after reaching its maximum number of turns ({}).",
                 self.num_turns.unwrap_or_default()
             ),
-            ("error_during_execution", Some(said)) => format!("Claude Code failed during execution: {said}"),
+            ("error_during_execution", Some(said)) => {
+                format!("Claude Code failed during execution: {said}")
+            }
             ("error_during_execution", None) => "Claude Code failed during execution.".into(),
             (_, Some(said)) => said,
             (subtype, None) => format!("Claude Code reported an error ({subtype})."),
@@ -390,7 +396,9 @@ mod tests {
                     last["count"] = json!(last["count"].as_u64().unwrap() + 1);
                     last["text"] = json!(format!("{}{text}", last["text"].as_str().unwrap()));
                 }
-                (Event::TextDelta { text }, _) => out.push(json!({"type": "text-deltas", "count": 1, "text": text})),
+                (Event::TextDelta { text }, _) => {
+                    out.push(json!({"type": "text-deltas", "count": 1, "text": text}))
+                }
                 (event, _) => out.push(serde_json::to_value(event).unwrap()),
             }
         }
@@ -399,7 +407,17 @@ mod tests {
 
     fn init(session: &str) -> Value {
         let tools = [
-            "Task", "Bash", "Glob", "Grep", "LS", "Read", "Edit", "MultiEdit", "Write", "WebFetch", "TodoWrite",
+            "Task",
+            "Bash",
+            "Glob",
+            "Grep",
+            "LS",
+            "Read",
+            "Edit",
+            "MultiEdit",
+            "Write",
+            "WebFetch",
+            "TodoWrite",
             "WebSearch",
         ];
         json!({"type": "session-init", "sessionId": session, "model": "m", "tools": tools})
@@ -444,11 +462,16 @@ mod tests {
 
     #[test]
     fn text() {
-        let text = "Hello! I'm Claude Code, running in your VaporForge sandbox. What shall we build?";
+        let text =
+            "Hello! I'm Claude Code, running in your VaporForge sandbox. What shall we build?";
         let (events, skipped) = replay("text");
         assert_eq!(
             compact(&events),
-            [init("sess-1"), texts(6, text), done("sess-1", text, (4, 22), 0.0042, 1450)]
+            [
+                init("sess-1"),
+                texts(6, text),
+                done("sess-1", text, (4, 22), 0.0042, 1450)
+            ]
         );
         assert_eq!(skipped, 0);
     }
@@ -472,7 +495,13 @@ mod tests {
                 json!({"type": "tool-result", "id": "toolu_03Read", "name": "Read",
                     "output": "[workspace]\nmembers = [\"app\"]", "isError": false}),
                 texts(1, "The workspace has one member: app."),
-                done("sess-1", "The workspace has one member: app.", (31, 96), 0.0188, 5210),
+                done(
+                    "sess-1",
+                    "The workspace has one member: app.",
+                    (31, 96),
+                    0.0188,
+                    5210
+                ),
             ]
         );
     }
@@ -494,9 +523,15 @@ mod tests {
     #[test]
     fn crash_and_hang_have_no_terminal_event_of_their_own() {
         let (crash, _) = replay("crash");
-        assert_eq!(compact(&crash), [init("sess-1"), texts(3, "Starting on it: first I will")]);
+        assert_eq!(
+            compact(&crash),
+            [init("sess-1"), texts(3, "Starting on it: first I will")]
+        );
         let (hang, _) = replay("hang");
-        assert_eq!(compact(&hang), [init("sess-1"), texts(2, "Thinking about it ")]);
+        assert_eq!(
+            compact(&hang),
+            [init("sess-1"), texts(2, "Thinking about it ")]
+        );
     }
 
     #[test]
@@ -505,7 +540,11 @@ mod tests {
         let (events, _) = replay("resume");
         assert_eq!(
             compact(&events),
-            [init("sess-new"), texts(3, text), done("sess-new", text, (5, 12), 0.0031, 980)]
+            [
+                init("sess-new"),
+                texts(3, text),
+                done("sess-new", text, (5, 12), 0.0031, 980)
+            ]
         );
     }
 
@@ -514,7 +553,11 @@ mod tests {
         let (events, skipped) = replay("garbage");
         assert_eq!(
             compact(&events),
-            [init("sess-1"), texts(2, "Still here."), done("sess-1", "Still here.", (3, 5), 0.002, 700)]
+            [
+                init("sess-1"),
+                texts(2, "Still here."),
+                done("sess-1", "Still here.", (3, 5), 0.002, 700)
+            ]
         );
         // A non-JSON line, a compact_boundary, an unknown type, a cut-off line and a JSON array.
         assert_eq!(skipped, 5);
@@ -561,9 +604,11 @@ mod tests {
 
     #[test]
     fn sub_agent_text_is_left_out_but_its_tools_are_shown() {
-        let events = translate_all(&[json!({"type": "assistant", "parent_tool_use_id": "toolu_task",
+        let events = translate_all(&[
+            json!({"type": "assistant", "parent_tool_use_id": "toolu_task",
             "message": {"content": [{"type": "text", "text": "inner"},
-                {"type": "tool_use", "id": "t1", "name": "Grep", "input": {}}]}})]);
+                {"type": "tool_use", "id": "t1", "name": "Grep", "input": {}}]}}),
+        ]);
         assert_eq!(
             events,
             [Event::ToolStart {
@@ -578,7 +623,9 @@ mod tests {
     fn failures_read_well() {
         let result = |fields: Value| {
             let mut line = json!({"type": "result", "session_id": "s"});
-            line.as_object_mut().unwrap().extend(fields.as_object().unwrap().clone());
+            line.as_object_mut()
+                .unwrap()
+                .extend(fields.as_object().unwrap().clone());
             translate_all(&[line])
         };
         assert_eq!(
@@ -589,12 +636,20 @@ mod tests {
             )]
         );
         assert_eq!(
-            result(json!({"subtype": "success", "is_error": true, "result": "Invalid API key · Please run /login"})),
-            [Event::error(ErrorCode::AgentError, "Invalid API key · Please run /login")]
+            result(
+                json!({"subtype": "success", "is_error": true, "result": "Invalid API key · Please run /login"})
+            ),
+            [Event::error(
+                ErrorCode::AgentError,
+                "Invalid API key · Please run /login"
+            )]
         );
         assert_eq!(
             result(json!({"subtype": "error_during_execution", "is_error": true})),
-            [Event::error(ErrorCode::AgentError, "Claude Code failed during execution.")]
+            [Event::error(
+                ErrorCode::AgentError,
+                "Claude Code failed during execution."
+            )]
         );
     }
 
@@ -629,7 +684,11 @@ mod tests {
     fn huge_outputs_are_truncated_with_a_marker_and_lines_stay_under_the_framer_limit() {
         let big = "x".repeat(MAX_TEXT_BYTES + 1000);
         let cut = truncate(big);
-        assert!(cut.ends_with("\n…[truncated 1000 bytes]"), "{}", &cut[cut.len() - 40..]);
+        assert!(
+            cut.ends_with("\n…[truncated 1000 bytes]"),
+            "{}",
+            &cut[cut.len() - 40..]
+        );
         // Newlines double when escaped: the bound is on the escaped form.
         let newlines = "\n".repeat(MAX_TEXT_BYTES);
         let events = translate_all(&[
@@ -638,10 +697,20 @@ mod tests {
                 "input": {"content": "y".repeat(2 * MAX_TEXT_BYTES)}}]}}),
         ]);
         for event in &events {
-            let line = vf_protocol::AgentLine { aseq: Some(1), event: event.clone() }.to_line();
-            assert!(line.len() < vf_protocol::framer::MAX_LINE_BYTES, "{} bytes", line.len());
+            let line = vf_protocol::AgentLine {
+                aseq: Some(1),
+                event: event.clone(),
+            }
+            .to_line();
+            assert!(
+                line.len() < vf_protocol::framer::MAX_LINE_BYTES,
+                "{} bytes",
+                line.len()
+            );
         }
-        assert!(matches!(&events[1], Event::ToolStart { input: Value::String(s), .. } if s.contains("[truncated")));
+        assert!(
+            matches!(&events[1], Event::ToolStart { input: Value::String(s), .. } if s.contains("[truncated"))
+        );
         assert_eq!(truncate("short".into()), "short");
     }
 }

@@ -15,7 +15,8 @@ use std::process::ExitCode;
 
 use vf_sandbox::fake_claude::{self, Step, Vars};
 
-const USAGE: &str = "Usage: vf-fake-claude -p --output-format stream-json --verbose [--include-partial-messages] \
+const USAGE: &str =
+    "Usage: vf-fake-claude -p --output-format stream-json --verbose [--include-partial-messages] \
                      [--resume ID] [--model MODEL] [--permission-mode MODE] [PROMPT]";
 
 fn main() -> ExitCode {
@@ -53,7 +54,9 @@ fn main() -> ExitCode {
         eprintln!("Error: Input must be provided either through stdin or as a prompt argument when using --print");
         return ExitCode::FAILURE;
     }
-    let env_fixture = std::env::var("VF_FAKE_FIXTURE").ok().filter(|f| !f.is_empty());
+    let env_fixture = std::env::var("VF_FAKE_FIXTURE")
+        .ok()
+        .filter(|f| !f.is_empty());
     let source = match fake_claude::choose(&prompt, env_fixture.as_deref()) {
         Ok(source) => source,
         Err(message) => {
@@ -61,10 +64,19 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let delay = fake_claude::delay(&prompt, std::env::var("VF_FAKE_DELAY_MS").ok().as_deref(), source);
-    let cwd = std::env::current_dir().map_or_else(|_| "/".into(), |d| d.to_string_lossy().into_owned());
-    let steps = fake_claude::steps(&fake_claude::text(source), &Vars::new(&args, cwd), args.partial)
-        .expect("the built-in fixtures are valid");
+    let delay = fake_claude::delay(
+        &prompt,
+        std::env::var("VF_FAKE_DELAY_MS").ok().as_deref(),
+        source,
+    );
+    let cwd =
+        std::env::current_dir().map_or_else(|_| "/".into(), |d| d.to_string_lossy().into_owned());
+    let steps = fake_claude::steps(
+        &fake_claude::text(source),
+        &Vars::new(&args, cwd),
+        args.partial,
+    )
+    .expect("the built-in fixtures are valid");
     play(&steps, delay)
 }
 
@@ -78,7 +90,10 @@ fn play(steps: &[Step], delay: std::time::Duration) -> ExitCode {
                     std::thread::sleep(delay);
                 }
                 // A reader that went away (the agent stopped) ends the replay quietly.
-                if writeln!(stdout, "{line}").and_then(|()| stdout.flush()).is_err() {
+                if writeln!(stdout, "{line}")
+                    .and_then(|()| stdout.flush())
+                    .is_err()
+                {
                     return ExitCode::FAILURE;
                 }
             }

@@ -40,10 +40,13 @@ fn parse(argv: impl IntoIterator<Item = String>) -> Result<Flags, String> {
             "--workspace" => &mut workspace,
             "--log-dir" => &mut log_dir,
             "--agent-command" => &mut agent_command,
-            "-h" | "--help" => return Err(USAGE.into()),
             _ => return Err(format!("unknown argument {flag:?}\n\n{USAGE}")),
         };
-        *slot = Some(inline.or_else(|| argv.next()).ok_or(format!("{flag} needs a value"))?);
+        *slot = Some(
+            inline
+                .or_else(|| argv.next())
+                .ok_or(format!("{flag} needs a value"))?,
+        );
     }
     let token = env("SANDBOX_TOKEN").ok_or(
         "SANDBOX_TOKEN is not set: refusing to start without the shared token that every request must carry",
@@ -54,7 +57,10 @@ fn parse(argv: impl IntoIterator<Item = String>) -> Result<Flags, String> {
             token,
             workspace: PathBuf::from(workspace.unwrap_or_else(|| "/workspace".into())),
             // Outside the workspace, so that Claude does not read (or tidy away) the logs of its own processes.
-            log_dir: log_dir.map_or_else(|| std::env::temp_dir().join("vf-sandbox-logs"), PathBuf::from),
+            log_dir: log_dir.map_or_else(
+                || std::env::temp_dir().join("vf-sandbox-logs"),
+                PathBuf::from,
+            ),
             agent_command: agent_command.unwrap_or_else(|| "vf-agent".into()),
             base_env: config::base_env(std::env::vars()),
         },
@@ -72,6 +78,10 @@ async fn shutdown_signal() {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    if std::env::args().any(|a| a == "-h" || a == "--help") {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
     let flags = match parse(std::env::args().skip(1)) {
         Ok(flags) => flags,
         Err(message) => {

@@ -27,7 +27,8 @@ pub fn write_query(path: &Path, prompt: &str) {
 }
 
 pub fn parse_line(line: &[u8]) -> AgentLine {
-    serde_json::from_slice(line).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(line)))
+    serde_json::from_slice(line)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(line)))
 }
 
 /// Checks the rules every agent stream follows (`aseq` 1, 2, 3… on all but heartbeats, exactly one terminal
@@ -39,7 +40,9 @@ pub fn terminal(lines: &[AgentLine]) -> &Event {
         .map(|l| l.aseq.expect("events carry aseq"))
         .collect();
     assert_eq!(numbered, (1..=numbered.len() as u64).collect::<Vec<_>>());
-    assert!(lines.iter().all(|l| l.aseq.is_some() != matches!(l.event, Event::Heartbeat)));
+    assert!(lines
+        .iter()
+        .all(|l| l.aseq.is_some() != matches!(l.event, Event::Heartbeat)));
     let terminals = lines.iter().filter(|l| l.event.is_terminal()).count();
     assert_eq!(terminals, 1, "{lines:?}");
     let last = &lines.last().unwrap().event;
