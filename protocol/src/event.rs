@@ -140,15 +140,56 @@ impl Event {
 }
 
 /// An event as a client reads it: persisted events carry the session-wide `seq` and their `executionId`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+///
+/// Serialized flat (`{"seq":1,"executionId":"…","type":…}`). The (de)serializers are written by hand because
+/// `connected` has an `executionId` field of its own: a derived `flatten` would hand that key to the envelope and
+/// leave the event without it.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Envelope {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seq: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub execution_id: Option<String>,
-    #[serde(flatten)]
     pub event: Event,
+}
+
+impl Serialize for Envelope {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut object = match serde_json::to_value(&self.event).map_err(serde::ser::Error::custom)? {
+            serde_json::Value::Object(map) => map,
+            _ => return Err(serde::ser::Error::custom("an event is an object")),
+        };
+        if let Some(seq) = self.seq {
+            object.insert("seq".into(), seq.into());
+        }
+        if let Some(id) = &self.execution_id {
+            object.insert("executionId".into(), id.clone().into());
+        }
+        object.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Envelope {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let value = serde_json::Value::deserialize(deserializer)?;
+        let seq = match value.get("seq") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(v) => Some(v.as_u64().ok_or_else(|| D::Error::custom("seq must be a non-negative integer"))?),
+        };
+        let execution_id = match value.get("executionId") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(v) => Some(
+                v.as_str()
+                    .ok_or_else(|| D::Error::custom("executionId must be a string"))?
+                    .to_string(),
+            ),
+        };
+        let event = Event::deserialize(value).map_err(D::Error::custom)?;
+        Ok(Envelope {
+            seq,
+            execution_id,
+            event,
+        })
+    }
 }
 
 impl Envelope {
@@ -306,6 +347,21 @@ mod tests {
         assert!(Event::TextDelta { text: "a".into() }.is_persisted());
         assert!(Event::error(ErrorCode::Timeout, "t").is_terminal());
         assert!(!Event::TextDelta { text: "a".into() }.is_terminal());
+    }
+
+    #[test]
+    fn connected_keeps_its_execution_id_inside_an_envelope() {
+        let line = r#"{"type":"connected","executionId":"e9"}"#;
+        let envelope: Envelope = serde_json::from_str(line).unwrap();
+        assert_eq!(
+            envelope.event,
+            Event::Connected {
+                execution_id: "e9".into()
+            }
+        );
+        let back = serde_json::to_value(&envelope).unwrap();
+        assert_eq!(back, serde_json::json!({"type":"connected","executionId":"e9"}));
+        assert!(serde_json::from_str::<Envelope>(r#"{"seq":-1,"type":"heartbeat"}"#).is_err());
     }
 
     #[test]
