@@ -12,7 +12,7 @@ export TRUNK_SKIP_VERSION_CHECK := true
 export WRANGLER_SEND_METRICS := false
 export CLOUDFLARE_CF_FETCH_ENABLED := false
 
-.PHONY: help setup build app worker sandbox dev test lint fmt unit e2e clean
+.PHONY: help setup build app worker sandbox dev test lint fmt unit deploy-check e2e clean
 
 help:
 	@echo "make dev    install what is missing, build, run the stack on http://127.0.0.1:8787"
@@ -37,7 +37,7 @@ build: app worker sandbox
 dev: setup build
 	@scripts/dev.sh
 
-test: setup lint unit build e2e
+test: setup lint unit build deploy-check e2e
 
 ## Pieces of `make test`
 fmt:
@@ -50,6 +50,10 @@ lint:
 
 unit:
 	cargo test --workspace --exclude vf-e2e
+
+# `wrangler deploy --dry-run` of both environments, without an account (and without Docker: see the script).
+deploy-check:
+	@scripts/deploy-check.sh
 
 e2e:
 	cargo test -p vf-e2e --test e2e

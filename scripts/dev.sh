@@ -11,8 +11,11 @@ mkdir -p .vf/workspace .vf/logs
 export PATH="$root/target/debug:$PATH"
 if [ -n "${CLAUDE_CODE_OAUTH_TOKEN:-}" ] && [ -x node_modules/.bin/claude ]; then
   export VF_CLAUDE_BIN="$root/node_modules/.bin/claude"
-  echo "[dev] CLAUDE_CODE_OAUTH_TOKEN is set: the agent runs the real Claude Code CLI"
+  echo "[dev] CLAUDE_CODE_OAUTH_TOKEN is set: the agent runs the real Claude Code CLI (log in with that token)"
 else
+  if [ -n "${CLAUDE_CODE_OAUTH_TOKEN:-}" ]; then
+    echo "[dev] CLAUDE_CODE_OAUTH_TOKEN is set but node_modules/.bin/claude is missing (npm ci installs it)"
+  fi
   export VF_CLAUDE_BIN="$root/target/debug/vf-fake-claude"
   export VF_FAKE_DELAY_MS="${VF_FAKE_DELAY_MS:-60}"
   echo "[dev] offline demo agent (a scripted Claude Code session); log in with any sk-ant-oat01-… token"

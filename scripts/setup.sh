@@ -34,7 +34,7 @@ fi
 
 # npm ci only when node_modules is missing or older than the lock file.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  say "installing wrangler, binaryen and esbuild (npm ci)"
+  say "installing wrangler, binaryen, esbuild and the claude CLI (npm ci)"
   npm ci --no-audit --no-fund
 fi
 

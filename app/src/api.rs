@@ -1,7 +1,4 @@
 //! The HTTP API (same origin, cookie auth) over `fetch`: JSON calls and the two streamed NDJSON routes.
-//!
-//! A 401 from any call made with a session cookie runs the handler the app registered (it navigates to /login);
-//! login itself and the admin route, whose 401 means a wrong token, report it as an ordinary error instead.
 
 use std::cell::RefCell;
 use std::fmt;
@@ -46,14 +43,6 @@ impl ApiError {
         }
     }
 
-    pub fn status(&self) -> Option<u16> {
-        match self {
-            ApiError::Unauthorized(_) => Some(401),
-            ApiError::Status { status, .. } => Some(*status),
-            ApiError::Network(_) | ApiError::Aborted => None,
-        }
-    }
-
     /// A rejected `fetch` or stream read: our own abort, or a network failure.
     pub fn from_js(error: JsValue) -> Self {
         let field = |name: &str| {
@@ -87,7 +76,8 @@ thread_local! {
     static ON_UNAUTHORIZED: RefCell<Option<Rc<dyn Fn()>>> = RefCell::new(None);
 }
 
-/// Registers what a 401 does (the app navigates to /login).
+/// Registers what a 401 does (the app navigates to /login). It runs for every call made with the session cookie;
+/// login itself and the admin route, whose 401 means a wrong token, report it as an ordinary error instead.
 pub fn set_unauthorized_handler(handler: impl Fn() + 'static) {
     ON_UNAUTHORIZED.with(|h| *h.borrow_mut() = Some(Rc::new(handler)));
 }
@@ -274,6 +264,6 @@ mod tests {
         );
         let odd = ApiError::from_response(502, "<html>bad gateway</html>");
         assert_eq!(odd.to_string(), "the server answered 502");
-        assert_eq!(odd.status(), Some(502));
+        assert!(matches!(odd, ApiError::Status { status: 502, .. }));
     }
 }

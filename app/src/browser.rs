@@ -1,6 +1,4 @@
-//! Thin wrappers over the browser APIs the app reads: localStorage, the URL, online and visibility, the clock.
-//!
-//! Each one degrades quietly (no storage in a private window, for instance) instead of failing the caller.
+//! Thin wrappers over the browser APIs the app reads; each degrades quietly (no storage in a private window…).
 
 use leptos::prelude::{document, window};
 

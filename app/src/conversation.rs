@@ -1,5 +1,4 @@
-//! One session's conversation as the hook keeps it: the protocol's transcript reducer, plus what only the
-//! client knows (a prompt was sent and its turn has not shown up yet).
+//! One session's conversation as the hook keeps it: the transcript reducer, plus a prompt sent but not yet seen.
 
 use vf_protocol::transcript::{Message, Role, Status, Transcript};
 use vf_protocol::{Envelope, Event};
@@ -71,7 +70,8 @@ impl Conversation {
         let mut changed = false;
         for envelope in batch {
             let applied = self.transcript.apply(envelope);
-            if applied && self.awaiting_turn && matches!(envelope.event, Event::UserMessage { .. }) {
+            if applied && self.awaiting_turn && matches!(envelope.event, Event::UserMessage { .. })
+            {
                 self.awaiting_turn = false;
                 self.missed_events |= envelope.seq.is_some_and(|seq| seq > self.turn_base + 1);
             }
@@ -174,7 +174,11 @@ mod tests {
     #[test]
     fn history_that_arrives_finished_is_not_reported() {
         let mut c = Conversation::default();
-        let a = c.apply(&[stored(1, user("hi")), stored(2, delta("x")), stored(3, done())]);
+        let a = c.apply(&[
+            stored(1, user("hi")),
+            stored(2, delta("x")),
+            stored(3, done()),
+        ]);
         assert_eq!(a.finished, None);
     }
 

@@ -75,12 +75,15 @@ impl LegacySocket {
                 };
                 match serde_json::from_str::<Event>(&text) {
                     Ok(event) => on_event(SocketEvent::Event(event)),
-                    Err(e) => leptos::logging::warn!("skipped a socket message that is not an event: {e}"),
+                    Err(e) => {
+                        leptos::logging::warn!("skipped a socket message that is not an event: {e}")
+                    }
                 }
             })
         };
-        let on_close =
-            Closure::<dyn FnMut(CloseEvent)>::new(move |_: CloseEvent| on_event(SocketEvent::Closed));
+        let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |_: CloseEvent| {
+            on_event(SocketEvent::Closed)
+        });
         socket.set_onopen(Some(on_open.as_ref().unchecked_ref()));
         socket.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
         socket.set_onclose(Some(on_close.as_ref().unchecked_ref()));
@@ -119,7 +122,10 @@ mod tests {
             mode: Some(SessionMode::Plan),
             autonomy: None,
         };
-        assert_eq!(query.to_json(), r#"{"type":"query","prompt":"hi","mode":"plan"}"#);
+        assert_eq!(
+            query.to_json(),
+            r#"{"type":"query","prompt":"hi","mode":"plan"}"#
+        );
         assert_eq!(ClientMessage::Stop.to_json(), r#"{"type":"stop"}"#);
     }
 

@@ -71,7 +71,8 @@ fn SignInOnUnauthorized() -> impl IntoView {
 #[component]
 fn ChatPage() -> impl IntoView {
     let params = use_params_map();
-    let session_id = Signal::derive(move || params.read().get("id").unwrap_or_default());
+    // A memo: only a different id reopens the session, not any other change of the route.
+    let session_id = Memo::new(move |_| params.read().get("id").unwrap_or_default());
     view! { <ChatPanel session_id /> }
 }
 

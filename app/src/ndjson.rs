@@ -58,9 +58,7 @@ pub async fn read(response: &Response, mut on_batch: impl FnMut(Vec<Envelope>)) 
         if field("done").ok().and_then(|d| d.as_bool()).unwrap_or(true) {
             break;
         }
-        let chunk: js_sys::Uint8Array = field("value")
-            .map_err(ApiError::from_js)?
-            .unchecked_into();
+        let chunk: js_sys::Uint8Array = field("value").map_err(ApiError::from_js)?.unchecked_into();
         on_batch(decoder.push(&chunk.to_vec()));
     }
     on_batch(decoder.finish());
@@ -89,6 +87,12 @@ mod tests {
             got.extend(d.finish());
             let seqs: Vec<Option<u64>> = got.iter().map(|e| e.seq).collect();
             assert_eq!(seqs, [None, Some(1), Some(2)], "split at {split}");
+            assert_eq!(
+                got[0].event,
+                Event::Connected {
+                    execution_id: "e1".into()
+                }
+            );
             assert_eq!(got[1].event, Event::UserMessage { text: "hé".into() });
         }
     }

@@ -56,7 +56,10 @@ fn excerpt(text: &str) -> String {
 
 /// Shows the notification if the tab is hidden and the user allowed notifications.
 pub fn answer_finished(finished: &Finished) {
-    if !supported() || !browser::is_hidden() || Notification::permission() != NotificationPermission::Granted {
+    if !supported()
+        || !browser::is_hidden()
+        || Notification::permission() != NotificationPermission::Granted
+    {
         return;
     }
     let (title, body) = describe(finished);

@@ -1,8 +1,4 @@
 //! The reconnect state machine of the DO path: when a stream that ended early is resumed, and after how long.
-//!
-//! It only decides; the hook opens the streams and runs the timers. Resuming is always safe: the resumed stream
-//! asks for `after=<last seq>` and the reducer ignores anything it already has, so a needless resume costs one
-//! request and shows nothing twice.
 
 /// What the connection badge shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -72,7 +68,9 @@ pub enum Decision {
     GiveUp,
 }
 
-/// The reconnect decisions of one session's streams.
+/// The reconnect decisions of one session's streams. It only decides; the hook opens the streams and runs the
+/// timers. Resuming is always safe: the resumed stream asks for `after=<last seq>` and the reducer ignores anything it
+/// already has, so a needless resume costs one request and shows nothing twice.
 #[derive(Debug, Clone)]
 pub struct Reconnector {
     backoff: Backoff,

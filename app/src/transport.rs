@@ -1,7 +1,4 @@
 //! Which transport a browser uses: the DO path (V1.5) or the legacy WebSocket, decided at run time.
-//!
-//! Precedence: `?transport=do|ws` in the URL (remembered in localStorage), then the remembered choice, then the
-//! server's `agentChat` flag. `?transport=auto` forgets the remembered choice. Switching needs no rebuild.
 
 use crate::{api, browser};
 
@@ -64,7 +61,9 @@ pub enum Choice {
     AskFlag { forget: bool },
 }
 
-/// Decides from the URL's `transport` parameter and the stored value; an unknown URL value is ignored.
+/// Decides from the URL's `transport` parameter and the stored value. Precedence: `?transport=do|ws` in the URL
+/// (remembered in localStorage), then the remembered choice, then the server's `agentChat` flag; `?transport=auto`
+/// forgets the remembered choice, and an unknown URL value is ignored. Switching needs no rebuild.
 pub fn choose(url_param: Option<&str>, stored: Option<&str>) -> Choice {
     if let Some(param) = url_param {
         if let Some(transport) = Transport::parse(param) {
@@ -112,7 +111,10 @@ mod tests {
 
     #[test]
     fn the_url_wins_and_is_remembered() {
-        assert_eq!(choose(Some("ws"), Some("do")), Choice::FromUrl(Transport::Ws));
+        assert_eq!(
+            choose(Some("ws"), Some("do")),
+            Choice::FromUrl(Transport::Ws)
+        );
         assert_eq!(choose(Some("DO"), None), Choice::FromUrl(Transport::Do));
     }
 
@@ -135,8 +137,14 @@ mod tests {
 
     #[test]
     fn auto_and_garbage_forget_the_remembered_choice() {
-        assert_eq!(choose(Some("auto"), Some("ws")), Choice::AskFlag { forget: true });
-        assert_eq!(choose(None, Some("carrier-pigeon")), Choice::AskFlag { forget: true });
+        assert_eq!(
+            choose(Some("auto"), Some("ws")),
+            Choice::AskFlag { forget: true }
+        );
+        assert_eq!(
+            choose(None, Some("carrier-pigeon")),
+            Choice::AskFlag { forget: true }
+        );
     }
 
     #[test]

@@ -5,7 +5,11 @@ use serde::{Deserialize, Serialize};
 /// One event of the protocol. Names and fields follow the original VaporForge agent protocol, so clients and
 /// agents of that system interoperate with ours. In events, `sessionId` is *Claude's* session id.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "kebab-case", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "type",
+    rename_all = "kebab-case",
+    rename_all_fields = "camelCase"
+)]
 pub enum Event {
     /// The user's prompt; written by the DO when a turn starts.
     UserMessage { text: String },
@@ -153,10 +157,11 @@ pub struct Envelope {
 
 impl Serialize for Envelope {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut object = match serde_json::to_value(&self.event).map_err(serde::ser::Error::custom)? {
-            serde_json::Value::Object(map) => map,
-            _ => return Err(serde::ser::Error::custom("an event is an object")),
-        };
+        let mut object =
+            match serde_json::to_value(&self.event).map_err(serde::ser::Error::custom)? {
+                serde_json::Value::Object(map) => map,
+                _ => return Err(serde::ser::Error::custom("an event is an object")),
+            };
         if let Some(seq) = self.seq {
             object.insert("seq".into(), seq.into());
         }
@@ -173,7 +178,10 @@ impl<'de> Deserialize<'de> for Envelope {
         let value = serde_json::Value::deserialize(deserializer)?;
         let seq = match value.get("seq") {
             None | Some(serde_json::Value::Null) => None,
-            Some(v) => Some(v.as_u64().ok_or_else(|| D::Error::custom("seq must be a non-negative integer"))?),
+            Some(v) => Some(
+                v.as_u64()
+                    .ok_or_else(|| D::Error::custom("seq must be a non-negative integer"))?,
+            ),
         };
         let execution_id = match value.get("executionId") {
             None | Some(serde_json::Value::Null) => None,
@@ -323,7 +331,10 @@ mod tests {
             event: Event::TextDelta { text: "a".into() },
         };
         let bytes = line.to_line();
-        assert_eq!(bytes, b"{\"aseq\":3,\"type\":\"text-delta\",\"text\":\"a\"}\n");
+        assert_eq!(
+            bytes,
+            b"{\"aseq\":3,\"type\":\"text-delta\",\"text\":\"a\"}\n"
+        );
         let back: AgentLine = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(back, line);
         // A plain event (an agent of the original system) is a line without aseq.
@@ -333,7 +344,8 @@ mod tests {
 
     #[test]
     fn unknown_error_codes_are_kept_readable() {
-        let e: Event = serde_json::from_str(r#"{"type":"error","error":"x","code":"quota"}"#).unwrap();
+        let e: Event =
+            serde_json::from_str(r#"{"type":"error","error":"x","code":"quota"}"#).unwrap();
         assert_eq!(e, Event::error(ErrorCode::Unknown, "x"));
     }
 
@@ -360,7 +372,10 @@ mod tests {
             }
         );
         let back = serde_json::to_value(&envelope).unwrap();
-        assert_eq!(back, serde_json::json!({"type":"connected","executionId":"e9"}));
+        assert_eq!(
+            back,
+            serde_json::json!({"type":"connected","executionId":"e9"})
+        );
         assert!(serde_json::from_str::<Envelope>(r#"{"seq":-1,"type":"heartbeat"}"#).is_err());
     }
 

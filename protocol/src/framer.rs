@@ -131,10 +131,7 @@ mod tests {
 
     #[test]
     fn crlf_and_blank_lines() {
-        assert_eq!(
-            frame(100, &[b"a\r\n\r\n\n  \nb\r", b"\n"]),
-            ok(&["a", "b"])
-        );
+        assert_eq!(frame(100, &[b"a\r\n\r\n\n  \nb\r", b"\n"]), ok(&["a", "b"]));
     }
 
     #[test]
@@ -147,7 +144,11 @@ mod tests {
         let input = b"one\r\ntwo\n\nthree\nfour";
         for cut in 0..input.len() {
             let (a, b) = input.split_at(cut);
-            assert_eq!(frame(100, &[a, b]), ok(&["one", "two", "three", "four"]), "cut at {cut}");
+            assert_eq!(
+                frame(100, &[a, b]),
+                ok(&["one", "two", "three", "four"]),
+                "cut at {cut}"
+            );
         }
     }
 
@@ -173,7 +174,10 @@ mod tests {
     fn an_over_long_last_line_without_newline() {
         assert_eq!(
             frame(3, &[b"ok\n", b"toolong"]),
-            vec![Ok("ok".into()), Err(FrameError::LineTooLong { len: 7, max: 3 })]
+            vec![
+                Ok("ok".into()),
+                Err(FrameError::LineTooLong { len: 7, max: 3 })
+            ]
         );
     }
 

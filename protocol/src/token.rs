@@ -203,7 +203,11 @@ mod tests {
     const NOW: u64 = 1_800_000_000;
 
     fn exec_token(ttl: u64) -> String {
-        sign(&ExecutionClaims::new("exec-1", "session-1", NOW, ttl), SECRET).unwrap()
+        sign(
+            &ExecutionClaims::new("exec-1", "session-1", NOW, ttl),
+            SECRET,
+        )
+        .unwrap()
     }
 
     fn payload(token: &str) -> serde_json::Value {
@@ -276,7 +280,10 @@ mod tests {
         for bad in ["not.a.jwt", "", "abc", "a.b", "a.b.c.d", "..", "é.é.é"] {
             assert!(verify_exec(bad).is_err(), "{bad:?} accepted");
         }
-        assert_eq!(verify_exec(&"a".repeat(MAX_TOKEN_LEN + 1)), Err(TokenError::Malformed));
+        assert_eq!(
+            verify_exec(&"a".repeat(MAX_TOKEN_LEN + 1)),
+            Err(TokenError::Malformed)
+        );
     }
 
     // Beyond the plan.
@@ -295,13 +302,19 @@ mod tests {
         let claims = payload(&exec_token(60));
         for alg in ["none", "HS384", "HS512", "RS256", "hs256"] {
             let header = format!(r#"{{"alg":"{alg}","typ":"JWT"}}"#);
-            assert_eq!(verify_exec(&forge(&header, &claims, "")), Err(TokenError::Algorithm));
+            assert_eq!(
+                verify_exec(&forge(&header, &claims, "")),
+                Err(TokenError::Algorithm)
+            );
             // Even with a valid HS256 MAC over the forged header.
             let unsigned = forge(&header, &claims, "");
             let mut mac = HmacSha256::new_from_slice(SECRET).unwrap();
             mac.update(unsigned.trim_end_matches('.').as_bytes());
             let sig = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
-            assert_eq!(verify_exec(&format!("{unsigned}{sig}")), Err(TokenError::Algorithm));
+            assert_eq!(
+                verify_exec(&format!("{unsigned}{sig}")),
+                Err(TokenError::Algorithm)
+            );
         }
     }
 
@@ -310,7 +323,10 @@ mod tests {
         let token = exec_token(60);
         let cut = token.rfind('.').unwrap();
         assert_eq!(verify_exec(&token[..=cut]), Err(TokenError::Signature));
-        assert_eq!(verify_exec(&token[..token.len() - 4]), Err(TokenError::Signature));
+        assert_eq!(
+            verify_exec(&token[..token.len() - 4]),
+            Err(TokenError::Signature)
+        );
     }
 
     #[test]
@@ -331,11 +347,15 @@ mod tests {
     #[test]
     fn missing_claims_are_rejected() {
         let header = r#"{"alg":"HS256","typ":"JWT"}"#;
-        let claims = serde_json::json!({"aud": "vf-execution", "executionId": "e", "exp": NOW + 60});
+        let claims =
+            serde_json::json!({"aud": "vf-execution", "executionId": "e", "exp": NOW + 60});
         let unsigned = forge(header, &claims, "");
         let mut mac = HmacSha256::new_from_slice(SECRET).unwrap();
         mac.update(unsigned.trim_end_matches('.').as_bytes());
-        let token = format!("{unsigned}{}", URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()));
+        let token = format!(
+            "{unsigned}{}",
+            URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+        );
         assert_eq!(verify_exec(&token), Err(TokenError::Claims));
     }
 

@@ -211,7 +211,9 @@ impl Transcript {
                 status: Status::Streaming,
             });
         }
-        self.messages.last_mut().expect("an assistant message exists")
+        self.messages
+            .last_mut()
+            .expect("an assistant message exists")
     }
 }
 
@@ -258,7 +260,12 @@ mod tests {
                     is_error: None,
                 },
             ),
-            stored(7, Event::TextDelta { text: " done".into() }),
+            stored(
+                7,
+                Event::TextDelta {
+                    text: " done".into(),
+                },
+            ),
             stored(
                 8,
                 Event::Done {

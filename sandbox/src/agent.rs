@@ -52,6 +52,8 @@ pub struct AgentConfig {
     pub max_runtime: Duration,
     pub idle_timeout: Duration,
     pub heartbeat: Duration,
+    /// How long a broken callback is retried (`VF_CALLBACK_RETRY_SECS`): long enough for a Worker restart.
+    pub reconnect_window: Duration,
 }
 
 impl AgentConfig {
@@ -75,6 +77,7 @@ impl AgentConfig {
             max_runtime: secs("VF_MAX_RUNTIME_SECS", 3600),
             idle_timeout: secs("VF_IDLE_TIMEOUT_SECS", 600),
             heartbeat: secs("VF_HEARTBEAT_SECS", 10),
+            reconnect_window: secs("VF_CALLBACK_RETRY_SECS", 120),
         }
     }
 }
@@ -92,7 +95,7 @@ fn parse_choice<T: serde::de::DeserializeOwned>(name: &str, value: Option<String
 /// Runs one turn; the process's exit status is whether every line reached its destination.
 pub async fn run(config: AgentConfig) -> Result<(), Error> {
     let sink = match &config.callback {
-        Some((url, jwt)) => Sink::callback(url, jwt)?,
+        Some((url, jwt)) => Sink::callback(url, jwt, config.reconnect_window)?,
         None => Sink::stdout(),
     };
     let mut output = Output::new(sink);

@@ -196,6 +196,11 @@ impl Processes {
         self.lock().get(id).map(|p| p.info(id))
     }
 
+    /// Every process started, in no particular order.
+    pub fn list(&self) -> Vec<ProcessInfo> {
+        self.lock().iter().map(|(id, p)| p.info(id)).collect()
+    }
+
     /// Stops the process's whole group; the status after that, or `None` for an unknown id.
     pub async fn kill(&self, id: &str) -> Option<ProcessInfo> {
         let proc = self.lock().get(id).cloned()?;

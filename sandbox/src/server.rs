@@ -80,6 +80,7 @@ pub async fn run(
     let router = Router::new()
         .route("/api/ping", get(ping))
         .route("/api/write", post(write_file))
+        .route("/api/process", get(list_processes))
         .route("/api/process/start", post(start_process))
         .route(
             "/api/process/{id}",
@@ -183,6 +184,10 @@ async fn start_process(
         capture_stdout: false,
     })?;
     Ok(Json(json!({"id": info.id, "pid": info.pid})))
+}
+
+async fn list_processes(State(app): State<Arc<App>>) -> Json<Vec<ProcessInfo>> {
+    Json(app.processes.list())
 }
 
 async fn process_status(

@@ -372,7 +372,11 @@ async fn a_failing_callback_exits_1_and_never_logs_a_secret() {
     for (url, expected) in [(url, "401"), (refused, "callback request failed")] {
         let run = run_agent(
             "[fixture:text] hi",
-            &[("VF_CALLBACK_URL", &url), ("VF_STREAM_JWT", JWT)],
+            &[
+                ("VF_CALLBACK_URL", &url),
+                ("VF_STREAM_JWT", JWT),
+                ("VF_CALLBACK_RETRY_SECS", "1"),
+            ],
         )
         .await;
         assert_eq!(run.status.code(), Some(1), "{}", run.stderr);

@@ -216,6 +216,7 @@ async fn every_route_needs_the_token() {
             "/api/process/start",
             Some(r#"{"command":"true"}"#),
         ),
+        (Method::GET, "/api/process", None),
         (Method::GET, "/api/process/x", None),
         (Method::DELETE, "/api/process/x", None),
         (Method::GET, "/api/agent/ws", None),
@@ -336,6 +337,9 @@ async fn processes_run_in_the_workspace_with_a_small_environment() {
         done,
         json!({"id": id, "pid": pid, "status": "exited", "exitCode": 3})
     );
+    let (status, listed) = sandbox.call(Method::GET, "/api/process", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(listed, json!([done]));
     let log = std::fs::read_to_string(sandbox.dir.join(format!("logs/{id}.log"))).unwrap();
     let mut lines = log.lines();
     assert_eq!(lines.next(), Some(sandbox.workspace().to_str().unwrap()));

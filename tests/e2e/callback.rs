@@ -21,7 +21,12 @@ async fn post_callback(stack: &Stack, bearer: Option<&str>) -> u16 {
     if let Some(token) = bearer {
         request = request.header("Authorization", format!("Bearer {token}"));
     }
-    request.send().await.expect("callback POST").status().as_u16()
+    request
+        .send()
+        .await
+        .expect("callback POST")
+        .status()
+        .as_u16()
 }
 
 pub async fn refuses_bad_tokens_before_waking_a_do(stack: &Stack) {
@@ -44,7 +49,11 @@ pub async fn refuses_bad_tokens_before_waking_a_do(stack: &Stack) {
     let before = stack.durable_object_count();
     assert_eq!(post_callback(stack, None).await, 401, "no token");
     assert_eq!(post_callback(stack, Some("garbage")).await, 401, "garbage");
-    assert_eq!(post_callback(stack, Some(&wrong_secret)).await, 401, "wrong secret");
+    assert_eq!(
+        post_callback(stack, Some(&wrong_secret)).await,
+        401,
+        "wrong secret"
+    );
     assert_eq!(post_callback(stack, Some(&expired)).await, 401, "expired");
     assert_eq!(post_callback(stack, Some(&unsigned)).await, 401, "alg none");
     assert_eq!(
@@ -60,5 +69,9 @@ pub async fn refuses_bad_tokens_before_waking_a_do(stack: &Stack) {
     while stack.durable_object_count() == before && std::time::Instant::now() < deadline {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    assert_eq!(stack.durable_object_count(), before + 1, "the valid token woke one DO");
+    assert_eq!(
+        stack.durable_object_count(),
+        before + 1,
+        "the valid token woke one DO"
+    );
 }

@@ -11,7 +11,9 @@ use vf_protocol::Event;
 pub async fn streams_the_answer_live(stack: &Stack) {
     let user = Client::signed_in(&stack.base).await;
     let session = user.create_session().await;
-    let stream = user.chat(&session.id, "[fixture:text][delay:120] Say hello").await;
+    let stream = user
+        .chat(&session.id, "[fixture:text][delay:120] Say hello")
+        .await;
     assert_eq!(stream.status(), 200);
     let lines = stream.collect().await;
     let kinds: Vec<&str> = lines.iter().map(|l| l.envelope.event.kind()).collect();
@@ -25,7 +27,10 @@ pub async fn streams_the_answer_live(stack: &Stack) {
         Event::UserMessage { text } => assert_eq!(text, "[fixture:text][delay:120] Say hello"),
         other => panic!("second line is the user message, got {other:?}"),
     }
-    assert!(lines[1].envelope.seq.is_some(), "the user message is stored");
+    assert!(
+        lines[1].envelope.seq.is_some(),
+        "the user message is stored"
+    );
     let deltas: Vec<_> = lines
         .iter()
         .filter(|l| matches!(l.envelope.event, Event::TextDelta { .. }))
@@ -56,8 +61,13 @@ pub async fn streams_the_answer_live(stack: &Stack) {
 
     // Seqs strictly increase and every stored line names this execution.
     let seqs: Vec<u64> = lines.iter().filter_map(|l| l.envelope.seq).collect();
-    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "seqs increase: {seqs:?}");
-    let Event::Connected { execution_id } = &lines[0].envelope.event else { unreachable!() };
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "seqs increase: {seqs:?}"
+    );
+    let Event::Connected { execution_id } = &lines[0].envelope.event else {
+        unreachable!()
+    };
     assert!(lines[1..]
         .iter()
         .all(|l| l.envelope.execution_id.as_deref() == Some(execution_id.as_str())));

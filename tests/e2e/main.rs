@@ -3,33 +3,70 @@
 
 mod callback;
 mod chat;
+mod durable;
+mod failures;
 
-use vf_e2e::runner::{report, run_all};
+use vf_e2e::runner::{report, run_all, selected, TestResult};
 use vf_e2e::{Stack, StackOptions, Test};
 
-#[tokio::main]
-async fn main() {
-    let stack = Stack::start(StackOptions::default()).await;
-    let tests: Vec<Test<Stack>> = vec![
-        Test {
-            name: "chat_streams_the_answer_live_through_the_do",
-            run: |s| Box::pin(chat::streams_the_answer_live(s)),
-        },
-        Test {
-            name: "callback_refuses_bad_tokens_before_waking_a_do",
-            run: |s| Box::pin(callback::refuses_bad_tokens_before_waking_a_do(s)),
-        },
-    ];
+macro_rules! tests {
+    ($($module:ident :: $name:ident),* $(,)?) => {
+        vec![$(Test { name: stringify!($name), run: |s| Box::pin($module::$name(s)) }),*]
+    };
+}
+
+/// Starts a stack for `tests` (unless none is selected), runs them, and stops it.
+async fn run_stack(options: StackOptions, tests: Vec<Test<Stack>>) -> Vec<TestResult> {
+    if !tests.iter().any(|t| selected(t.name)) {
+        return Vec::new();
+    }
+    let stack = Stack::start(options).await;
     let results = run_all(&stack, &tests).await;
-    let ok = report(&results);
-    if !ok {
+    if results.iter().any(|r| !r.passed) {
         let logs = stack.logs();
-        let tail: Vec<&str> = logs.lines().rev().take(60).collect();
+        let tail: Vec<&str> = logs.lines().rev().take(80).collect();
         eprintln!("--- last lines of the stack's logs ---");
         for line in tail.into_iter().rev() {
             eprintln!("{line}");
         }
     }
-    drop(stack);
-    std::process::exit(if ok { 0 } else { 1 });
+    results
+}
+
+#[tokio::main]
+async fn main() {
+    let mut results = run_stack(
+        StackOptions::default(),
+        tests![
+            chat::streams_the_answer_live,
+            callback::refuses_bad_tokens_before_waking_a_do,
+            durable::resume_after_random_disconnects,
+            durable::concurrent_subscribers_see_identical_sequences,
+            durable::a_disconnect_does_not_stop_the_execution,
+            durable::one_execution_at_a_time,
+            durable::the_next_turn_resumes_claudes_session,
+            durable::clear_empties_the_transcript,
+            durable::a_bad_after_is_400,
+            durable::idle_streams_carry_heartbeats_uncompressed,
+            failures::cancel_kills_the_sandbox_process,
+            failures::a_killed_agent_yields_agent_crashed,
+            failures::cli_crash_and_garbage_end_cleanly,
+            failures::sandbox_down_is_dispatch_failed,
+            failures::an_oversized_line_leaves_a_marker,
+            // Last on this stack: it restarts wrangler.
+            failures::an_answer_survives_a_worker_restart,
+        ],
+    )
+    .await;
+    results.extend(
+        run_stack(
+            failures::broken_agent_options(),
+            tests![
+                failures::an_agent_that_never_calls_back_times_out,
+                failures::an_agent_that_exits_early_is_crashed,
+            ],
+        )
+        .await,
+    );
+    std::process::exit(if report(&results) { 0 } else { 1 });
 }

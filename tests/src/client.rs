@@ -53,7 +53,10 @@ impl EventStream {
             let mut push = |line: Result<&[u8], vf_protocol::FrameError>| {
                 let bytes = line.expect("lines fit the limit");
                 let envelope: Envelope = serde_json::from_slice(bytes).unwrap_or_else(|e| {
-                    panic!("not an event line ({e}): {}", String::from_utf8_lossy(bytes))
+                    panic!(
+                        "not an event line ({e}): {}",
+                        String::from_utf8_lossy(bytes)
+                    )
                 });
                 pending.push_back(Line { envelope, at });
             };
@@ -99,8 +102,16 @@ impl Client {
     pub async fn signed_in(base: &str) -> Self {
         let mut client = Client::new(base);
         let token = format!("sk-ant-oat01-test-{}", uuid_like());
-        let response = client.post("/api/auth/login", json!({ "token": token })).await;
-        assert_eq!(response.status().as_u16(), 200, "login");
+        let response = client
+            .post("/api/auth/login", json!({ "token": token }))
+            .await;
+        let status = response.status().as_u16();
+        if status != 200 {
+            panic!(
+                "login answered {status}: {}",
+                response.text().await.unwrap_or_default()
+            );
+        }
         let cookie = response
             .headers()
             .get("set-cookie")
@@ -121,7 +132,10 @@ impl Client {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.request(reqwest::Method::GET, path).send().await.expect("GET")
+        self.request(reqwest::Method::GET, path)
+            .send()
+            .await
+            .expect("GET")
     }
 
     pub async fn post(&self, path: &str, body: Value) -> reqwest::Response {
@@ -157,16 +171,21 @@ impl Client {
     /// `POST /api/v15/chat`, returning the open stream (the status is checked by the caller).
     pub async fn chat(&self, session_id: &str, prompt: &str) -> EventStream {
         EventStream::new(
-            self.post("/api/v15/chat", json!({ "sessionId": session_id, "prompt": prompt }))
-                .await,
+            self.post(
+                "/api/v15/chat",
+                json!({ "sessionId": session_id, "prompt": prompt }),
+            )
+            .await,
         )
     }
 
     /// `GET /api/v15/sessions/{id}/events?after=N`.
     pub async fn events(&self, session_id: &str, after: u64) -> EventStream {
         EventStream::new(
-            self.get(&format!("/api/v15/sessions/{session_id}/events?after={after}"))
-                .await,
+            self.get(&format!(
+                "/api/v15/sessions/{session_id}/events?after={after}"
+            ))
+            .await,
         )
     }
 }

@@ -21,12 +21,19 @@ pub struct TestResult {
     pub passed: bool,
 }
 
-/// Runs the tests whose names contain the first command-line argument (all when none is given).
+/// Whether the command line selects `name`: its first argument is a filter on test names (all when absent).
+pub fn selected(name: &str) -> bool {
+    std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .is_none_or(|filter| name.contains(&filter))
+}
+
+/// Runs the selected tests, one after the other.
 pub async fn run_all<C>(context: &C, tests: &[Test<C>]) -> Vec<TestResult> {
-    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let mut results = Vec::new();
     for test in tests {
-        if filter.as_deref().is_some_and(|f| !test.name.contains(f)) {
+        if !selected(test.name) {
             continue;
         }
         let started = Instant::now();
@@ -50,7 +57,11 @@ pub async fn run_all<C>(context: &C, tests: &[Test<C>]) -> Vec<TestResult> {
 
 /// Prints the summary; returns whether every test passed.
 pub fn report(results: &[TestResult]) -> bool {
-    let failed: Vec<&str> = results.iter().filter(|r| !r.passed).map(|r| r.name).collect();
+    let failed: Vec<&str> = results
+        .iter()
+        .filter(|r| !r.passed)
+        .map(|r| r.name)
+        .collect();
     println!(
         "\ntest result: {}. {} passed; {} failed",
         if failed.is_empty() { "ok" } else { "FAILED" },

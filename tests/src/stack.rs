@@ -2,9 +2,10 @@
 //! group so that stopping them leaves nothing behind.
 
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
 use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// The repository root (this crate lives in `tests/`).
@@ -43,6 +44,8 @@ pub struct StackOptions {
     pub heartbeat_ms: u64,
     /// The agent's heartbeat interval, s.
     pub agent_heartbeat_secs: u64,
+    /// A shell script that replaces the agent the DO starts (to stage agents that misbehave).
+    pub agent_script: Option<String>,
 }
 
 impl Default for StackOptions {
@@ -53,6 +56,7 @@ impl Default for StackOptions {
             watchdog_ms: 6_000,
             heartbeat_ms: 1_000,
             agent_heartbeat_secs: 1,
+            agent_script: None,
         }
     }
 }
@@ -73,15 +77,21 @@ pub struct Stack {
     pub dir: PathBuf,
     options: StackOptions,
     wrangler_port: u16,
-    sandbox: Option<Child>,
-    wrangler: Option<Child>,
+    sandbox_port: u16,
+    sandbox: Mutex<Option<Child>>,
+    wrangler: Mutex<Option<Child>>,
 }
 
 impl Stack {
     /// Starts vf-sandbox and wrangler dev and waits until both answer.
     pub async fn start(options: StackOptions) -> Stack {
         let root = repo_root();
-        for needed in ["worker/build/index.js", "app/dist/index.html", "target/debug/vf-sandbox", "target/debug/vf-agent"] {
+        for needed in [
+            "worker/build/index.js",
+            "app/dist/index.html",
+            "target/debug/vf-sandbox",
+            "target/debug/vf-agent",
+        ] {
             assert!(
                 root.join(needed).exists(),
                 "{needed} is missing: run `make build` first (make test does)"
@@ -103,19 +113,31 @@ impl Stack {
             dir,
             options,
             wrangler_port: free_port(),
-            sandbox: None,
-            wrangler: None,
+            sandbox_port,
+            sandbox: Mutex::new(None),
+            wrangler: Mutex::new(None),
         };
         stack.base = format!("http://127.0.0.1:{}", stack.wrangler_port);
-        stack.start_sandbox(sandbox_port);
+        stack.start_sandbox();
         stack.start_wrangler().await;
         stack
     }
 
-    fn start_sandbox(&mut self, port: u16) {
+    /// Where the fake `claude` appends the arguments of every run, one JSON array a line.
+    pub fn args_log(&self) -> PathBuf {
+        self.dir.join("claude-args.jsonl")
+    }
+
+    /// Starts vf-sandbox (again) on the stack's sandbox port.
+    pub fn start_sandbox(&self) {
+        let port = self.sandbox_port;
         let root = repo_root();
         let bin = root.join("target/debug");
-        let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+        let path = format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
         let log = std::fs::File::create(self.dir.join("sandbox.log")).expect("log file");
         let child = Command::new(bin.join("vf-sandbox"))
             .args(["--listen", &format!("127.0.0.1:{port}")])
@@ -127,18 +149,40 @@ impl Stack {
             .env("PATH", path)
             .env("VF_CLAUDE_BIN", bin.join("vf-fake-claude"))
             .env("VF_FAKE_DELAY_MS", self.options.fake_delay_ms.to_string())
-            .env("VF_HEARTBEAT_SECS", self.options.agent_heartbeat_secs.to_string())
+            .env(
+                "VF_HEARTBEAT_SECS",
+                self.options.agent_heartbeat_secs.to_string(),
+            )
+            .env("VF_FAKE_ARGS_LOG", self.args_log())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log file"))
             .stderr(log)
             .process_group(0)
             .spawn()
             .expect("vf-sandbox starts");
-        self.sandbox = Some(child);
+        *lock(&self.sandbox) = Some(child);
+    }
+
+    /// Stops vf-sandbox (the sandbox is down until `start_sandbox`).
+    pub fn stop_sandbox(&self) {
+        if let Some(child) = lock(&self.sandbox).take() {
+            kill_group(child, true);
+        }
+    }
+
+    /// The AGENT_COMMAND line of the env file: the staged script, written to a file (an env file would expand the
+    /// script's `$` references itself).
+    fn agent_command(&self) -> String {
+        let Some(script) = &self.options.agent_script else {
+            return String::new();
+        };
+        let path = self.dir.join("agent.sh");
+        std::fs::write(&path, script).expect("agent script");
+        format!("AGENT_COMMAND=sh {}\n", path.display())
     }
 
     /// Starts wrangler dev on the stack's port and state directory.
-    pub async fn start_wrangler(&mut self) {
+    pub async fn start_wrangler(&self) {
         let root = repo_root();
         let env_file = self.dir.join("dev.vars");
         let o = &self.options;
@@ -146,7 +190,7 @@ impl Stack {
             &env_file,
             format!(
                 "JWT_SECRET={}\nSESSION_SECRET={}\nSANDBOX_TOKEN={}\nADMIN_TOKEN={}\nSANDBOX_URL={}\n\
-                 BRIDGE_TIMEOUT_MS={}\nWATCHDOG_MS={}\nHEARTBEAT_MS={}\n",
+                 BRIDGE_TIMEOUT_MS={}\nWATCHDOG_MS={}\nHEARTBEAT_MS={}\n{}",
                 self.secrets.jwt,
                 self.secrets.session,
                 self.secrets.sandbox,
@@ -155,6 +199,7 @@ impl Stack {
                 o.bridge_timeout_ms,
                 o.watchdog_ms,
                 o.heartbeat_ms,
+                self.agent_command(),
             ),
         )
         .expect("env file");
@@ -165,13 +210,19 @@ impl Stack {
             .expect("log file");
         let child = Command::new(root.join("node_modules/.bin/wrangler"))
             .current_dir(&root)
-            .args(["dev", "--ip", "127.0.0.1", "--port", &self.wrangler_port.to_string()])
+            .args([
+                "dev",
+                "--ip",
+                "127.0.0.1",
+                "--port",
+                &self.wrangler_port.to_string(),
+            ])
             .args(["--inspector-port", &free_port().to_string()])
             .arg("--env-file")
             .arg(&env_file)
             .arg("--persist-to")
             .arg(self.dir.join("state"))
-            .args(["--show-interactive-dev-session=false", "--log-level", "info"])
+            .args(["--show-interactive-dev-session=false", "--log-level", "log"])
             .env("WRANGLER_SEND_METRICS", "false")
             .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
             .env("CI", "true")
@@ -181,7 +232,7 @@ impl Stack {
             .process_group(0)
             .spawn()
             .expect("wrangler dev starts");
-        self.wrangler = Some(child);
+        *lock(&self.wrangler) = Some(child);
         self.wait_ready().await;
     }
 
@@ -216,8 +267,8 @@ impl Stack {
     }
 
     /// Kills wrangler dev (workerd and all) hard, as a crash would.
-    pub fn kill_wrangler(&mut self) {
-        if let Some(child) = self.wrangler.take() {
+    pub fn kill_wrangler(&self) {
+        if let Some(child) = lock(&self.wrangler).take() {
             kill_group(child, false);
         }
     }
@@ -225,7 +276,9 @@ impl Stack {
     /// How many Durable Object instances have storage in the stack's state.
     pub fn durable_object_count(&self) -> usize {
         fn walk(dir: &Path, n: &mut usize) {
-            let Ok(entries) = std::fs::read_dir(dir) else { return };
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                return;
+            };
             for entry in entries.flatten() {
                 let path = entry.path();
                 if path.is_dir() {
@@ -243,6 +296,29 @@ impl Stack {
         n
     }
 
+    /// Every process vf-sandbox started, as its control API lists them.
+    pub async fn sandbox_processes(&self) -> Vec<serde_json::Value> {
+        reqwest::Client::new()
+            .get(format!("{}/api/process", self.sandbox_url))
+            .header("X-Sandbox-Token", &self.secrets.sandbox)
+            .send()
+            .await
+            .expect("vf-sandbox answers")
+            .json()
+            .await
+            .expect("a process list")
+    }
+
+    /// The sandbox's record of the process group `pid` belongs to (vf-sandbox runs each command in its own
+    /// group, under `sh -c`, so the process it knows is the group's leader).
+    pub async fn sandbox_process(&self, pid: u32) -> Option<serde_json::Value> {
+        let pgid = process_group(pid)?;
+        self.sandbox_processes()
+            .await
+            .into_iter()
+            .find(|p| p["pid"].as_u64() == Some(u64::from(pgid)))
+    }
+
     /// The wrangler log so far (for diagnostics and for checking what was logged).
     pub fn logs(&self) -> String {
         let mut all = String::new();
@@ -251,6 +327,12 @@ impl Stack {
         }
         all
     }
+}
+
+fn lock(child: &Mutex<Option<Child>>) -> std::sync::MutexGuard<'_, Option<Child>> {
+    child
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Stops a child's whole process group: politely first when `graceful`, then for sure.
@@ -278,11 +360,54 @@ fn kill_group(mut child: Child, graceful: bool) {
 
 impl Drop for Stack {
     fn drop(&mut self) {
-        for child in [self.wrangler.take(), self.sandbox.take()].into_iter().flatten() {
+        for child in [lock(&self.wrangler).take(), lock(&self.sandbox).take()]
+            .into_iter()
+            .flatten()
+        {
             kill_group(child, true);
         }
         if std::env::var_os("VF_KEEP_STATE").is_none() {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// The pid of the `vf-agent` running `execution_id` (found by its environment), if one is alive.
+pub fn agent_pid(execution_id: &str) -> Option<u32> {
+    let needle = format!("VF_EXECUTION_ID={execution_id}");
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let comm = std::fs::read_to_string(entry.path().join("comm")).ok()?;
+            let environ = std::fs::read(entry.path().join("environ")).ok()?;
+            let found = comm.trim() == "vf-agent"
+                && environ.split(|&b| b == 0).any(|kv| kv == needle.as_bytes());
+            found.then_some(pid)
+        })
+}
+
+/// The process group of a live process.
+pub fn process_group(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name: state, ppid, pgrp, …
+    stat.rsplit(')')
+        .next()?
+        .split_whitespace()
+        .nth(2)?
+        .parse()
+        .ok()
+}
+
+/// Whether a process is alive (and not a zombie).
+pub fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            stat.rsplit(')')
+                .next()
+                .map(|rest| rest.trim_start().to_string())
+        })
+        .is_some_and(|rest| !rest.starts_with('Z'))
 }

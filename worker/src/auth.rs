@@ -72,7 +72,12 @@ pub async fn login(mut req: Request, env: &Env) -> ApiResult<Response> {
         .expiration_ttl(SESSION_TOKEN_TTL_SECS)
         .execute()
         .await?;
-    let claims = SessionClaims::new(&user_id, &login_id, config::now_secs(), SESSION_TOKEN_TTL_SECS);
+    let claims = SessionClaims::new(
+        &user_id,
+        &login_id,
+        config::now_secs(),
+        SESSION_TOKEN_TTL_SECS,
+    );
     let cookie_value = token::sign(&claims, session_secret.as_bytes())
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     let mut response = http::json(
@@ -82,7 +87,12 @@ pub async fn login(mut req: Request, env: &Env) -> ApiResult<Response> {
             token_hint: Some(mask_token(claude_token)),
         },
     );
-    set_cookie(&req, response.headers_mut(), &cookie_value, SESSION_TOKEN_TTL_SECS)?;
+    set_cookie(
+        &req,
+        response.headers_mut(),
+        &cookie_value,
+        SESSION_TOKEN_TTL_SECS,
+    )?;
     Ok(response)
 }
 

@@ -9,8 +9,8 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
-use std::time::Duration;
 
+use futures::channel::mpsc;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use vf_protocol::api::{CallbackReceipt, ChatRequest, PendingQuery, SessionMode, SessionRecord};
@@ -22,7 +22,7 @@ use crate::auth;
 use crate::config;
 use crate::error::{ApiError, ApiResult};
 use crate::event_log::{EventLog, Execution, Outcome};
-use crate::fanout::{Subscribers, WithHeartbeats};
+use crate::fanout::Subscribers;
 use crate::http;
 use crate::sandbox::{SandboxClient, SandboxError};
 use crate::sessions;
@@ -32,6 +32,8 @@ const BRIDGE_TIMEOUT_MS: u64 = 5 * 60 * 1000;
 /// A connected agent silent this long (it sends heartbeats every 10 s) → `error` `agent-crashed`.
 const WATCHDOG_MS: u64 = 60 * 1000;
 const HEARTBEAT_MS: u64 = 15 * 1000;
+/// When the watchdog looks after a callback ended without a terminal event.
+const AFTER_CALLBACK_LOSS_MS: i64 = 500;
 
 /// What the Worker forwards to `/chat`: the user's request plus what only the Worker knows.
 #[derive(Serialize, Deserialize)]
@@ -115,11 +117,13 @@ impl Agent {
         config::var_u64(&self.env, name, default)
     }
 
-    /// When the watchdog looks next: at the deadline, but at least once per watchdog window, so an agent that
-    /// died before calling back is noticed early rather than at the bridge timeout.
+    /// When the watchdog looks next: at the deadline, but at least once per watchdog window (so an agent that
+    /// died before calling back is noticed early rather than at the bridge timeout) and once per heartbeat
+    /// interval (each look sends the live streams a heartbeat).
     fn watchdog_tick(&self, until_deadline_ms: u64) -> i64 {
         until_deadline_ms
             .min(self.timeout("WATCHDOG_MS", WATCHDOG_MS))
+            .min(self.timeout("HEARTBEAT_MS", HEARTBEAT_MS))
             .max(100) as i64
     }
 
@@ -185,21 +189,22 @@ impl Agent {
     fn handle_events(&self, after: u64) -> ApiResult<Response> {
         let mut replay = Vec::new();
         self.log.read_after(after, &mut replay)?;
-        let live = match self.log.running()? {
-            Some(_) => Some(self.subscribers.subscribe()),
-            None => None,
-        };
+        let live = self.log.running()?.map(|_| self.subscribers.subscribe());
         self.stream(vec![replay], live)
     }
 
-    fn stream(&self, head: Vec<Vec<u8>>, live: Option<futures::channel::mpsc::Receiver<Vec<u8>>>) -> ApiResult<Response> {
+    /// An NDJSON response: `head` (what is already known), then live chunks until the execution ends.
+    fn stream(
+        &self,
+        head: Vec<Vec<u8>>,
+        live: Option<mpsc::Receiver<Vec<u8>>>,
+    ) -> ApiResult<Response> {
         let head = futures::stream::iter(head.into_iter().filter(|c| !c.is_empty()));
         let body = match live {
             Some(rx) => head.chain(rx).boxed_local(),
             None => head.boxed_local(),
         };
-        let interval = Duration::from_millis(self.timeout("HEARTBEAT_MS", HEARTBEAT_MS));
-        http::ndjson(WithHeartbeats::new(body, interval))
+        http::ndjson(body.map(Ok))
     }
 
     fn handle_clear(&self) -> ApiResult<Response> {
@@ -212,12 +217,12 @@ impl Agent {
         Ok(http::no_content())
     }
 
-    /// Stops the running execution: kills the agent's process group in the sandbox, then ends the execution.
+    /// Stops the running execution: ends it with `done` `cancelled`, then kills the agent's process group in the
+    /// sandbox; the answer comes once the process is gone.
     async fn handle_cancel(&self) -> ApiResult<Response> {
         let Some(run) = self.log.running()? else {
             return Ok(http::json(200, &serde_json::json!({"cancelled": false})));
         };
-        self.kill_agent(&run).await;
         let cancelled = Event::Done {
             session_id: None,
             full_text: None,
@@ -226,7 +231,9 @@ impl Agent {
             duration_ms: None,
             cancelled: Some(true),
         };
+        // The execution ends first, so whatever the dying agent still sends is refused rather than stored.
         self.finish(&run.id, cancelled)?;
+        self.kill_agent(&run).await;
         Ok(http::json(200, &serde_json::json!({"cancelled": true})))
     }
 
@@ -239,15 +246,29 @@ impl Agent {
     }
 
     fn sandbox(&self) -> Result<SandboxClient, SandboxError> {
-        let session_id = self.log.meta("sessionId").ok().flatten().unwrap_or_default();
+        let session_id = self
+            .log
+            .meta("sessionId")
+            .ok()
+            .flatten()
+            .unwrap_or_default();
         SandboxClient::for_sandbox(&self.env, &sessions::sandbox_id(&session_id))
     }
 
     /// How the agent's process ended, if it was started and is no longer running.
     async fn agent_exited(&self, run: &Execution) -> Option<String> {
         let process_id = run.process_id.as_ref()?;
-        let status = self.sandbox().ok()?.process_status(process_id).await.ok()?;
-        (!status.is_running()).then(|| status.describe())
+        let status = match self.sandbox() {
+            Ok(sandbox) => sandbox.process_status(process_id).await,
+            Err(e) => Err(e),
+        };
+        match status {
+            Ok(status) => (!status.is_running()).then(|| status.describe()),
+            Err(e) => {
+                worker::console_warn!("watchdog: cannot read the agent's status: {e}");
+                None
+            }
+        }
     }
 
     /// Kills the agent's process group in the sandbox, if it was started. Failures are logged: the execution
@@ -325,12 +346,19 @@ impl Agent {
                 "The sandbox could not start the agent. Try again in a moment.".to_string()
             }
         };
-        if let Err(e) = self.finish(&execution_id, Event::error(ErrorCode::DispatchFailed, message)) {
+        if let Err(e) = self.finish(
+            &execution_id,
+            Event::error(ErrorCode::DispatchFailed, message),
+        ) {
             worker::console_error!("dispatch: {e}");
         }
     }
 
-    async fn try_dispatch(&self, execution_id: &str, forward: &ChatForward) -> Result<String, Dispatch> {
+    async fn try_dispatch(
+        &self,
+        execution_id: &str,
+        forward: &ChatForward,
+    ) -> Result<String, Dispatch> {
         let session_id = &forward.request.session_id;
         let session = sessions::load(&self.env, session_id)
             .await
@@ -339,11 +367,23 @@ impl Agent {
         let user = auth::load_user(&self.env, &forward.user_id)
             .await
             .map_err(|e| Dispatch::Failed(e.to_string()))?
-            .ok_or_else(|| Dispatch::Refused("No Claude token is on file. Sign in again.".into()))?;
-        let secret = config::secret(&self.env, "JWT_SECRET").map_err(|e| Dispatch::Failed(e.to_string()))?;
-        let claims = ExecutionClaims::new(execution_id, session_id, config::now_secs(), EXECUTION_TOKEN_TTL_SECS);
-        let stream_token = token::sign(&claims, secret.as_bytes()).map_err(|e| Dispatch::Failed(e.to_string()))?;
-        let sdk_session_id = self.log.meta("sdkSessionId").map_err(|e| Dispatch::Failed(e.to_string()))?;
+            .ok_or_else(|| {
+                Dispatch::Refused("No Claude token is on file. Sign in again.".into())
+            })?;
+        let secret =
+            config::secret(&self.env, "JWT_SECRET").map_err(|e| Dispatch::Failed(e.to_string()))?;
+        let claims = ExecutionClaims::new(
+            execution_id,
+            session_id,
+            config::now_secs(),
+            EXECUTION_TOKEN_TTL_SECS,
+        );
+        let stream_token =
+            token::sign(&claims, secret.as_bytes()).map_err(|e| Dispatch::Failed(e.to_string()))?;
+        let sdk_session_id = self
+            .log
+            .meta("sdkSessionId")
+            .map_err(|e| Dispatch::Failed(e.to_string()))?;
 
         let sandbox = SandboxClient::for_sandbox(&self.env, &session.sandbox_id)
             .map_err(|e| Dispatch::Failed(e.to_string()))?;
@@ -356,7 +396,10 @@ impl Agent {
             timestamp: config::now_ms(),
         };
         sandbox
-            .write_file(&query_file, &serde_json::to_string(&query).expect("queries serialize"))
+            .write_file(
+                &query_file,
+                &serde_json::to_string(&query).expect("queries serialize"),
+            )
             .await
             .map_err(|e| Dispatch::Failed(e.to_string()))?;
 
@@ -366,7 +409,10 @@ impl Agent {
         };
         set("IS_SANDBOX", "1");
         set("CLAUDE_CODE_OAUTH_TOKEN", &user.claude_token);
-        set("VF_CALLBACK_URL", &format!("{}/internal/stream", forward.origin));
+        set(
+            "VF_CALLBACK_URL",
+            &format!("{}/internal/stream", forward.origin),
+        );
         set("VF_STREAM_JWT", &stream_token);
         set("VF_QUERY_FILE", &query_file);
         set("VF_SESSION_ID", session_id);
@@ -409,10 +455,19 @@ impl Agent {
             .log
             .running()?
             .filter(|r| r.id == claims.execution_id)
-            .filter(|_| self.log.meta("sessionId").ok().flatten().as_deref() == Some(claims.session_id.as_str()))
+            .filter(|_| {
+                self.log.meta("sessionId").ok().flatten().as_deref()
+                    == Some(claims.session_id.as_str())
+            })
             .ok_or(ApiError::NotFound)?;
         let execution_id = run.id.clone();
         self.log.mark_callback(&execution_id, config::now_ms())?;
+        // The execution is running (checked above); on an instance that restarted since, memory starts here.
+        self.live.borrow_mut().get_or_insert_with(|| Live {
+            execution_id: execution_id.clone(),
+            callback_open: true,
+            last_activity_ms: config::now_ms(),
+        });
         self.touch(&execution_id, Some(true));
 
         let mut ingest = Ingest {
@@ -425,28 +480,27 @@ impl Agent {
         let mut batch = Vec::new();
         while let Some(chunk) = body.next().await {
             let Ok(chunk) = chunk else { break };
-            if !self.is_running(&execution_id)? {
-                break;
+            // Once the execution is over (its terminal event, a cancel, the watchdog), the rest of the body is
+            // read and dropped: answering before the body ends would make workerd fail the request stream.
+            if ingest.terminal || !self.is_live(&execution_id) {
+                continue;
             }
             ingest.push(&chunk, &mut batch);
             self.store_batch(&execution_id, &mut ingest, &mut batch)?;
-            if ingest.terminal {
-                break;
-            }
         }
-        if !ingest.terminal && self.is_running(&execution_id)? {
+        if !ingest.terminal && self.is_live(&execution_id) {
             ingest.finish(&mut batch);
             self.store_batch(&execution_id, &mut ingest, &mut batch)?;
         }
         self.touch(&execution_id, Some(false));
-        if !ingest.terminal {
-            self.finish(
-                &execution_id,
-                Event::error(
-                    ErrorCode::AgentCrashed,
-                    "The agent stopped before finishing its answer.",
-                ),
-            )?;
+        if !ingest.terminal && self.is_live(&execution_id) {
+            // The body ended without a terminal event: the agent died, or its connection broke and it will
+            // reconnect and resend. The watchdog tells which, soon: at once if the process is gone, else after
+            // the watchdog window without a new callback.
+            self.state
+                .storage()
+                .set_alarm(AFTER_CALLBACK_LOSS_MS)
+                .await?;
         }
         Ok(http::json(
             200,
@@ -457,12 +511,22 @@ impl Agent {
         ))
     }
 
-    fn is_running(&self, execution_id: &str) -> ApiResult<bool> {
-        Ok(self.log.running()?.is_some_and(|r| r.id == execution_id))
+    /// Whether `execution_id` is the running execution, from memory (no query on the per-chunk path): `finish`
+    /// clears it, and a callback to a fresh instance sets it.
+    fn is_live(&self, execution_id: &str) -> bool {
+        self.live
+            .borrow()
+            .as_ref()
+            .is_some_and(|l| l.execution_id == execution_id)
     }
 
     /// Stores and publishes one batch of agent events; ends the execution at a terminal event.
-    fn store_batch(&self, execution_id: &str, ingest: &mut Ingest, batch: &mut Vec<Event>) -> ApiResult<()> {
+    fn store_batch(
+        &self,
+        execution_id: &str,
+        ingest: &mut Ingest,
+        batch: &mut Vec<Event>,
+    ) -> ApiResult<()> {
         self.touch(execution_id, None);
         if batch.is_empty() {
             return Ok(());
@@ -484,13 +548,12 @@ impl Agent {
 
     /// Notes producer activity for the watchdog.
     fn touch(&self, execution_id: &str, callback_open: Option<bool>) {
-        let mut live = self.live.borrow_mut();
-        let live = live.get_or_insert_with(|| Live {
-            execution_id: execution_id.to_string(),
-            callback_open: false,
-            last_activity_ms: 0,
-        });
-        if live.execution_id == execution_id {
+        if let Some(live) = self
+            .live
+            .borrow_mut()
+            .as_mut()
+            .filter(|l| l.execution_id == execution_id)
+        {
             live.last_activity_ms = config::now_ms();
             if let Some(open) = callback_open {
                 live.callback_open = open;
@@ -504,15 +567,25 @@ impl Agent {
         let Some(run) = self.log.running()? else {
             return Ok(());
         };
+        // Keeps idle streams open through proxies, and prunes subscribers whose client is gone.
+        self.subscribers.publish(&Event::Heartbeat.to_line());
         let now = config::now_ms();
         let bridge = self.timeout("BRIDGE_TIMEOUT_MS", BRIDGE_TIMEOUT_MS);
         let watchdog = self.timeout("WATCHDOG_MS", WATCHDOG_MS);
-        if run.callback_at.is_none() {
+        let callback_open = self
+            .live
+            .borrow()
+            .as_ref()
+            .is_some_and(|l| l.execution_id == run.id && l.callback_open);
+        if !callback_open {
             if let Some(status) = self.agent_exited(&run).await {
-                worker::console_warn!("watchdog: the agent exited before calling back ({status})");
+                worker::console_warn!("watchdog: the agent exited without finishing ({status})");
                 self.finish(
                     &run.id,
-                    Event::error(ErrorCode::AgentCrashed, "The agent exited before it could answer."),
+                    Event::error(
+                        ErrorCode::AgentCrashed,
+                        "The agent stopped before finishing its answer.",
+                    ),
                 )?;
                 return Ok(());
             }
@@ -560,7 +633,10 @@ impl Agent {
                 self.finish(&run.id, event)?;
             }
             Verdict::Wait(ms) => {
-                self.state.storage().set_alarm(self.watchdog_tick(ms)).await?;
+                self.state
+                    .storage()
+                    .set_alarm(self.watchdog_tick(ms))
+                    .await?;
             }
         }
         Ok(())
@@ -612,7 +688,12 @@ impl Ingest {
 /// Turns one agent line into at most one event to store. Heartbeats only prove liveness; `connected` and
 /// `user-message` are the DO's to write, never the agent's; a line already stored (by `aseq`) is dropped; a line
 /// that is not an event is skipped with a log line; an over-long line leaves a visible marker.
-fn accept(line: Result<&[u8], FrameError>, last_aseq: &mut u64, terminal: &mut bool, batch: &mut Vec<Event>) {
+fn accept(
+    line: Result<&[u8], FrameError>,
+    last_aseq: &mut u64,
+    terminal: &mut bool,
+    batch: &mut Vec<Event>,
+) {
     if *terminal {
         return;
     }

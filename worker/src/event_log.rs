@@ -134,7 +134,12 @@ impl EventLog {
             self.sql
                 .exec(
                     "INSERT INTO events(seq, execution_id, type, body) VALUES (?, ?, ?, ?)",
-                    vec![int(seq), text(execution_id), text(event.kind()), text(&body)],
+                    vec![
+                        int(seq),
+                        text(execution_id),
+                        text(event.kind()),
+                        text(&body),
+                    ],
                 )
                 .map_err(db)?;
             self.next_seq.set(seq + 1);
@@ -201,7 +206,10 @@ impl EventLog {
     }
 
     pub fn set_process(&self, id: &str, process_id: &str) -> ApiResult<()> {
-        self.update("UPDATE executions SET process_id = ? WHERE id = ?", vec![text(process_id), text(id)])
+        self.update(
+            "UPDATE executions SET process_id = ? WHERE id = ?",
+            vec![text(process_id), text(id)],
+        )
     }
 
     pub fn mark_callback(&self, id: &str, now_ms: u64) -> ApiResult<()> {
@@ -212,10 +220,19 @@ impl EventLog {
     }
 
     pub fn set_last_aseq(&self, id: &str, aseq: u64) -> ApiResult<()> {
-        self.update("UPDATE executions SET last_aseq = ? WHERE id = ?", vec![int(aseq), text(id)])
+        self.update(
+            "UPDATE executions SET last_aseq = ? WHERE id = ?",
+            vec![int(aseq), text(id)],
+        )
     }
 
-    pub fn end_execution(&self, id: &str, outcome: Outcome, now_ms: u64, error: Option<&str>) -> ApiResult<()> {
+    pub fn end_execution(
+        &self,
+        id: &str,
+        outcome: Outcome,
+        now_ms: u64,
+        error: Option<&str>,
+    ) -> ApiResult<()> {
         self.update(
             "UPDATE executions SET status = ?, ended_at = ?, error = ? WHERE id = ?",
             vec![

@@ -3,14 +3,12 @@
 //! Each subscriber is a bounded channel. A subscriber that cannot keep up (its queue is full) or that went away
 //! (its receiver was dropped when the client disconnected) is removed on the next publish, without disturbing
 //! the others or the execution; a lagging client reconnects with `after=<last seq>` and loses nothing.
+//! Heartbeats go through `publish` too (the DO's alarm sends them), which is also how a subscriber whose client
+//! vanished without a word is noticed and dropped.
 
 use std::cell::RefCell;
-use std::pin::Pin;
-use std::task::{Context, Poll};
-use std::time::Duration;
 
 use futures::channel::mpsc;
-use futures::{Future, Stream};
 
 /// Chunks (not events) a subscriber may have queued: one chunk is one batch of lines.
 pub const SUBSCRIBER_QUEUE: usize = 1024;
@@ -44,54 +42,64 @@ impl Subscribers {
     }
 }
 
-/// The heartbeat line.
-pub fn heartbeat_line() -> Vec<u8> {
-    vf_protocol::Event::Heartbeat.to_line()
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::StreamExt;
 
-/// Wraps a stream of chunks so that a heartbeat line goes out whenever it was silent for `interval`. The timer is
-/// re-armed only when it fires, never per chunk, so a busy stream pays nothing for it.
-pub struct WithHeartbeats<S> {
-    inner: S,
-    interval: Duration,
-    timer: Pin<Box<worker::Delay>>,
-    last_data_ms: f64,
-}
-
-impl<S> WithHeartbeats<S> {
-    pub fn new(inner: S, interval: Duration) -> Self {
-        WithHeartbeats {
-            inner,
-            interval,
-            timer: Box::pin(worker::Delay::from(interval)),
-            last_data_ms: js_sys::Date::now(),
+    #[test]
+    fn every_subscriber_gets_every_chunk_in_order() {
+        let subscribers = Subscribers::default();
+        let a = subscribers.subscribe();
+        let b = subscribers.subscribe();
+        subscribers.publish(b"one\n");
+        subscribers.publish(b"two\n");
+        subscribers.close_all();
+        for rx in [a, b] {
+            let got: Vec<Vec<u8>> = futures::executor::block_on(rx.collect());
+            assert_eq!(got, vec![b"one\n".to_vec(), b"two\n".to_vec()]);
         }
     }
-}
 
-impl<S: Stream<Item = Vec<u8>> + Unpin> Stream for WithHeartbeats<S> {
-    type Item = Result<Vec<u8>, worker::Error>;
+    #[test]
+    fn a_gone_subscriber_is_dropped_and_the_others_go_on() {
+        let subscribers = Subscribers::default();
+        let gone = subscribers.subscribe();
+        let stays = subscribers.subscribe();
+        drop(gone);
+        subscribers.publish(b"x\n");
+        assert_eq!(subscribers.senders.borrow().len(), 1);
+        subscribers.close_all();
+        assert_eq!(
+            futures::executor::block_on(stays.collect::<Vec<_>>()).len(),
+            1
+        );
+    }
 
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_next(cx) {
-            Poll::Ready(Some(chunk)) => {
-                this.last_data_ms = js_sys::Date::now();
-                return Poll::Ready(Some(Ok(chunk)));
-            }
-            Poll::Ready(None) => return Poll::Ready(None),
-            Poll::Pending => {}
+    #[test]
+    fn a_lagging_subscriber_is_cut_off_instead_of_growing_memory() {
+        let subscribers = Subscribers::default();
+        let mut lagging = subscribers.subscribe();
+        let mut reading = subscribers.subscribe();
+        for i in 0..SUBSCRIBER_QUEUE * 2 {
+            subscribers.publish(format!("{i}\n").as_bytes());
+            // One subscriber keeps up.
+            assert!(reading.try_recv().is_ok());
         }
-        while this.timer.as_mut().poll(cx).is_ready() {
-            let now = js_sys::Date::now();
-            let quiet = Duration::from_millis((now - this.last_data_ms).max(0.0) as u64);
-            if quiet >= this.interval {
-                this.last_data_ms = now;
-                this.timer = Box::pin(worker::Delay::from(this.interval));
-                return Poll::Ready(Some(Ok(heartbeat_line())));
-            }
-            this.timer = Box::pin(worker::Delay::from(this.interval - quiet));
+        assert_eq!(
+            subscribers.senders.borrow().len(),
+            1,
+            "the lagging one was dropped"
+        );
+        let mut queued = 0;
+        while lagging.try_recv().is_ok() {
+            queued += 1;
         }
-        Poll::Pending
+        assert!(
+            queued <= SUBSCRIBER_QUEUE + 1,
+            "its queue stayed bounded: {queued}"
+        );
+        // Its stream ends, so its client reconnects with `after`.
+        assert_eq!(futures::executor::block_on(lagging.next()), None);
     }
 }

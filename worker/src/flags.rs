@@ -36,7 +36,10 @@ pub async fn put(mut req: Request, env: &Env) -> ApiResult<Response> {
     let mut flags = load(env).await?;
     flags.apply(update).map_err(ApiError::BadRequest)?;
     config::kv(env, SESSIONS_KV)?
-        .put(FLAGS_KEY, serde_json::to_string(&flags).expect("flags serialize"))?
+        .put(
+            FLAGS_KEY,
+            serde_json::to_string(&flags).expect("flags serialize"),
+        )?
         .execute()
         .await?;
     Ok(http::json(200, &flags))

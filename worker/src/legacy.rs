@@ -60,7 +60,11 @@ pub async fn websocket(req: Request, env: &Env, user: &User) -> ApiResult<Respon
     Ok(Response::from_websocket(pair.client)?)
 }
 
-async fn relay(browser: &WebSocket, upstream: &WebSocket, claude_token: &str) -> worker::Result<()> {
+async fn relay(
+    browser: &WebSocket,
+    upstream: &WebSocket,
+    claude_token: &str,
+) -> worker::Result<()> {
     let mut from_browser = browser.events()?.fuse();
     let mut from_agent = upstream.events()?.fuse();
     loop {

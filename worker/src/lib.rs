@@ -1,5 +1,4 @@
-//! VaporForge Worker: routes every request, maps every error to a response in one place, and exports the
-//! `ChatSessionAgent` Durable Object.
+//! VaporForge Worker: routes requests, maps errors to responses in one place, exports the two Durable Objects.
 
 mod auth;
 mod chat_session_agent;
@@ -11,10 +10,12 @@ mod flags;
 mod http;
 mod legacy;
 mod sandbox;
+mod sandbox_container;
 mod sessions;
 mod v15;
 
 pub use chat_session_agent::ChatSessionAgent;
+pub use sandbox_container::SandboxContainer;
 
 use error::{ApiError, ApiResult};
 use worker::{event, Context, Env, Method, Request, Response};
@@ -48,9 +49,15 @@ async fn route(req: Request, env: &Env) -> ApiResult<Response> {
                 (Method::Post, ["sessions"]) => sessions::create(req, env, &user).await,
                 (Method::Delete, ["sessions", id]) => sessions::delete(env, &user, id).await,
                 (Method::Post, ["v15", "chat"]) => v15::chat(req, env, &user).await,
-                (Method::Get, ["v15", "sessions", id, "events"]) => v15::events(&req, env, &user, id).await,
-                (Method::Delete, ["v15", "sessions", id, "events"]) => v15::clear(env, &user, id).await,
-                (Method::Post, ["v15", "sessions", id, "cancel"]) => v15::cancel(env, &user, id).await,
+                (Method::Get, ["v15", "sessions", id, "events"]) => {
+                    v15::events(&req, env, &user, id).await
+                }
+                (Method::Delete, ["v15", "sessions", id, "events"]) => {
+                    v15::clear(env, &user, id).await
+                }
+                (Method::Post, ["v15", "sessions", id, "cancel"]) => {
+                    v15::cancel(env, &user, id).await
+                }
                 _ => Err(ApiError::NotFound),
             }
         }

@@ -1,13 +1,10 @@
 //! The Worker's client of the sandbox control API (`vf-sandbox`): write a file, start, inspect and kill a process.
-//!
-//! One seam, `send`, carries every call. Locally it goes to `SANDBOX_URL` (a plain `vf-sandbox` process);
-//! in production the same requests go to the Container attached to the session's sandbox.
 
 use std::collections::BTreeMap;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use worker::{Env, Fetch, Headers, Method, Request, RequestInit};
+use worker::{Env, Fetch, Fetcher, Headers, Method, Request, RequestInit, Response, Stub};
 
 use crate::config;
 
@@ -61,51 +58,130 @@ struct WriteFile<'a> {
     content: &'a str,
 }
 
+/// Who carries a request to `vf-sandbox`: the one thing that differs between local and production. Every call,
+/// the agent WebSocket included, is built once, in [`SandboxClient::send`].
+enum Transport {
+    /// `SANDBOX_URL`: a `vf-sandbox` process reached over plain HTTP (`make dev`, the end-to-end tests).
+    Url(String),
+    /// The session's `SandboxContainer` Durable Object, which starts its Container and forwards (production).
+    Container(Stub),
+    /// Port 3000 of a running Container, used by `SandboxContainer` itself.
+    Port(Fetcher),
+}
+
+impl Transport {
+    fn url(&self, path: &str) -> String {
+        match self {
+            Transport::Url(base) => format!("{base}{path}"),
+            // A DO stub and a container port need an absolute http:// URL; the host is not used for routing.
+            Transport::Container(_) | Transport::Port(_) => format!("http://sandbox{path}"),
+        }
+    }
+
+    async fn fetch(&self, request: Request) -> worker::Result<Response> {
+        match self {
+            Transport::Url(_) => Fetch::Request(request).send().await,
+            Transport::Container(stub) => stub.fetch_with_request(request).await,
+            Transport::Port(port) => port.fetch_request(request).await,
+        }
+    }
+}
+
 pub struct SandboxClient {
-    base: String,
+    transport: Transport,
     token: String,
 }
 
 impl SandboxClient {
-    /// The sandbox of one session. `_sandbox_id` selects the container in production.
-    pub fn for_sandbox(env: &Env, _sandbox_id: &str) -> SandboxResult<Self> {
-        let base = config::var(env, "SANDBOX_URL").ok_or_else(|| SandboxError {
-            what: "config",
-            detail: "SANDBOX_URL is not set".into(),
-        })?;
+    /// The sandbox `sandbox_id`: `SANDBOX_URL` if it is set, else that sandbox's `SandboxContainer`.
+    pub fn for_sandbox(env: &Env, sandbox_id: &str) -> SandboxResult<Self> {
+        let transport = match config::var(env, "SANDBOX_URL") {
+            Some(base) => Transport::Url(base.trim_end_matches('/').to_string()),
+            None => {
+                let stub =
+                    config::sandbox_container(env, sandbox_id).map_err(|e| SandboxError {
+                        what: "config",
+                        detail: format!("no SANDBOX_URL, and the {} binding: {e}", config::SANDBOX),
+                    })?;
+                Transport::Container(stub)
+            }
+        };
+        Self::new(env, transport)
+    }
+
+    /// The `vf-sandbox` listening on `port` inside a Container (for `SandboxContainer`).
+    pub fn for_port(env: &Env, port: Fetcher) -> SandboxResult<Self> {
+        Self::new(env, Transport::Port(port))
+    }
+
+    fn new(env: &Env, transport: Transport) -> SandboxResult<Self> {
         let token = config::secret(env, "SANDBOX_TOKEN").map_err(|e| SandboxError {
             what: "config",
             detail: e.to_string(),
         })?;
-        Ok(SandboxClient {
-            base: base.trim_end_matches('/').to_string(),
-            token,
-        })
+        Ok(SandboxClient { transport, token })
     }
 
-    pub async fn write_file(&self, path: &str, content: &str) -> SandboxResult<()> {
-        self.send::<serde_json::Value>(Method::Post, "/api/write", Some(&WriteFile { path, content }), "write")
+    /// Whether `vf-sandbox` answers (and accepts our token).
+    pub async fn ping(&self) -> SandboxResult<()> {
+        self.call::<serde_json::Value>(Method::Get, "/api/ping", None::<&()>, "ping")
             .await
             .map(drop)
     }
 
+    pub async fn write_file(&self, path: &str, content: &str) -> SandboxResult<()> {
+        self.call::<serde_json::Value>(
+            Method::Post,
+            "/api/write",
+            Some(&WriteFile { path, content }),
+            "write",
+        )
+        .await
+        .map(drop)
+    }
+
     /// Starts `command` in the sandbox with `env`; returns the process id.
-    pub async fn start_process(&self, command: &str, env: &BTreeMap<String, String>) -> SandboxResult<String> {
+    pub async fn start_process(
+        &self,
+        command: &str,
+        env: &BTreeMap<String, String>,
+    ) -> SandboxResult<String> {
         let started: Started = self
-            .send(Method::Post, "/api/process/start", Some(&StartProcess { command, env }), "start")
+            .call(
+                Method::Post,
+                "/api/process/start",
+                Some(&StartProcess { command, env }),
+                "start",
+            )
             .await?;
         Ok(started.id)
     }
 
-    pub async fn process_status(&self, id: &str) -> SandboxResult<ProcessStatus> {
-        self.send::<ProcessStatus>(Method::Get, &format!("/api/process/{id}"), None::<&()>, "status")
+    /// Every process the sandbox started, running or not.
+    pub async fn processes(&self) -> SandboxResult<Vec<ProcessStatus>> {
+        self.call(Method::Get, "/api/process", None::<&()>, "list")
             .await
+    }
+
+    pub async fn process_status(&self, id: &str) -> SandboxResult<ProcessStatus> {
+        self.call(
+            Method::Get,
+            &format!("/api/process/{id}"),
+            None::<&()>,
+            "status",
+        )
+        .await
     }
 
     /// Kills the process and its whole group.
     pub async fn kill_process(&self, id: &str) -> SandboxResult<ProcessStatus> {
-        self.send::<ProcessStatus>(Method::Delete, &format!("/api/process/{id}"), None::<&()>, "kill")
-            .await
+        self.call(
+            Method::Delete,
+            &format!("/api/process/{id}"),
+            None::<&()>,
+            "kill",
+        )
+        .await
     }
 
     /// Opens the sandbox's legacy agent WebSocket.
@@ -115,15 +191,11 @@ impl SandboxClient {
             detail,
         };
         let headers = Headers::new();
-        for (k, v) in [("X-Sandbox-Token", self.token.as_str()), ("Upgrade", "websocket")] {
-            headers.set(k, v).map_err(|e| fail(e.to_string()))?;
-        }
-        let mut init = RequestInit::new();
-        init.with_headers(headers);
-        let request = Request::new_with_init(&format!("{}/api/agent/ws", self.base), &init)
+        headers
+            .set("Upgrade", "websocket")
             .map_err(|e| fail(e.to_string()))?;
-        let response = Fetch::Request(request)
-            .send()
+        let response = self
+            .send(Method::Get, "/api/agent/ws", headers, None)
             .await
             .map_err(|e| fail(e.to_string()))?;
         let status = response.status_code();
@@ -132,7 +204,8 @@ impl SandboxClient {
             .ok_or_else(|| fail(format!("no WebSocket in the answer (HTTP {status})")))
     }
 
-    async fn send<T: DeserializeOwned>(
+    /// A JSON call: the body as JSON, a 2xx answer parsed as `T`, anything else an error naming `what`.
+    async fn call<T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
@@ -141,21 +214,17 @@ impl SandboxClient {
     ) -> SandboxResult<T> {
         let fail = |detail: String| SandboxError { what, detail };
         let headers = Headers::new();
-        headers
-            .set("X-Sandbox-Token", &self.token)
-            .map_err(|e| fail(e.to_string()))?;
-        let mut init = RequestInit::new();
-        init.with_method(method).with_headers(headers);
-        if let Some(body) = body {
-            init.headers
-                .set("Content-Type", "application/json")
-                .map_err(|e| fail(e.to_string()))?;
-            init.with_body(Some(serde_json::to_string(body).expect("bodies serialize").into()));
-        }
-        let request = Request::new_with_init(&format!("{}{path}", self.base), &init)
-            .map_err(|e| fail(e.to_string()))?;
-        let mut response = Fetch::Request(request)
-            .send()
+        let body = match body {
+            Some(body) => {
+                headers
+                    .set("Content-Type", "application/json")
+                    .map_err(|e| fail(e.to_string()))?;
+                Some(serde_json::to_string(body).expect("bodies serialize"))
+            }
+            None => None,
+        };
+        let mut response = self
+            .send(method, path, headers, body)
             .await
             .map_err(|e| fail(e.to_string()))?;
         let status = response.status_code();
@@ -164,5 +233,23 @@ impl SandboxClient {
             return Err(fail(format!("HTTP {status}: {text}")));
         }
         serde_json::from_str(&text).map_err(|e| fail(format!("bad response: {e}")))
+    }
+
+    /// The one path every request takes: the token header, the URL, and the transport's fetch.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        headers: Headers,
+        body: Option<String>,
+    ) -> worker::Result<Response> {
+        headers.set("X-Sandbox-Token", &self.token)?;
+        let mut init = RequestInit::new();
+        init.with_method(method).with_headers(headers);
+        if let Some(body) = body {
+            init.with_body(Some(body.into()));
+        }
+        let request = Request::new_with_init(&self.transport.url(path), &init)?;
+        self.transport.fetch(request).await
     }
 }

@@ -25,7 +25,8 @@ pub fn sandbox_id(session_id: &str) -> String {
 
 /// `POST /api/sessions`: creates the record, then initialises the session's DO with its owner.
 pub async fn create(mut req: Request, env: &Env, user: &User) -> ApiResult<Response> {
-    let body: CreateSessionRequest = if req.headers().get("Content-Length")?.as_deref() == Some("0") {
+    let body: CreateSessionRequest = if req.headers().get("Content-Length")?.as_deref() == Some("0")
+    {
         CreateSessionRequest::default()
     } else {
         let bytes = req.bytes().await?;
@@ -99,7 +100,7 @@ pub async fn list(env: &Env, user: &User) -> ApiResult<Response> {
         }
         cursor = page.cursor;
     }
-    sessions.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    sessions.sort_by_key(|s| std::cmp::Reverse(s.created_at));
     Ok(http::json(200, &sessions))
 }
 

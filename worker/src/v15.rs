@@ -27,14 +27,28 @@ pub async fn chat(mut req: Request, env: &Env, user: &User) -> ApiResult<Respons
         request,
     };
     let body = serde_json::to_string(&forward).expect("forwards serialize");
-    to_agent(env, &forward.request.session_id, Method::Post, "/chat", Some(body)).await
+    to_agent(
+        env,
+        &forward.request.session_id,
+        Method::Post,
+        "/chat",
+        Some(body),
+    )
+    .await
 }
 
 /// `GET /api/v15/sessions/{id}/events?after=N`.
 pub async fn events(req: &Request, env: &Env, user: &User, id: &str) -> ApiResult<Response> {
     let after = http::parse_after(req)?;
     sessions::owned(env, user, id).await?;
-    to_agent(env, id, Method::Get, &format!("/events?after={after}"), None).await
+    to_agent(
+        env,
+        id,
+        Method::Get,
+        &format!("/events?after={after}"),
+        None,
+    )
+    .await
 }
 
 /// `DELETE /api/v15/sessions/{id}/events`.

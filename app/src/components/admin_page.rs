@@ -57,7 +57,9 @@ pub fn AdminPage() -> impl IntoView {
         ev.prevent_default();
         notice.set(None);
         let Some(rollout_percent) = parse_percent(&percent.get_untracked()) else {
-            error.set(Some("The rollout percent is a whole number from 0 to 100.".into()));
+            error.set(Some(
+                "The rollout percent is a whole number from 0 to 100.".into(),
+            ));
             return;
         };
         let token = admin_token.get_untracked().trim().to_string();
@@ -77,7 +79,9 @@ pub fn AdminPage() -> impl IntoView {
             saving.try_set(false);
             match result {
                 Ok(()) => {
-                    notice.try_set(Some("Saved. Browsers pick it up on their next session page.".into()));
+                    notice.try_set(Some(
+                        "Saved. Browsers pick it up on their next session page.".into(),
+                    ));
                     load();
                 }
                 Err(ApiError::Unauthorized(_)) => {

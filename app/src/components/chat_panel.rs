@@ -44,13 +44,17 @@ pub fn ChatPanel(
 
     // Follow the answer as it grows, unless the user scrolled up to read.
     let following = StoredValue::new(true);
-    let scroll = window_event_listener(leptos::ev::scroll, move |_| following.set_value(near_bottom()));
+    let scroll = window_event_listener(leptos::ev::scroll, move |_| {
+        following.set_value(near_bottom())
+    });
     on_cleanup(move || scroll.remove());
     Effect::new(move |_| {
         messages.track();
         if following.get_value() {
             request_animation_frame(|| {
-                let height = document().document_element().map_or(0, |e| e.scroll_height());
+                let height = document()
+                    .document_element()
+                    .map_or(0, |e| e.scroll_height());
                 window().scroll_to_with_x_and_y(0.0, f64::from(height));
             });
         }
@@ -71,8 +75,7 @@ pub fn ChatPanel(
                     "Clear"
                 </button>
             </div>
-            <ErrorBanner message=error />
-            <div class="messages" data-testid="messages" aria-live="polite">
+            <div class="messages" data-testid="messages">
                 <Show when=move || count.get() == 0 && !loading.get()>
                     <p class="empty">"Ask Claude Code to read, change or explain the code in this session's sandbox."</p>
                 </Show>
@@ -80,6 +83,8 @@ pub fn ChatPanel(
                     <MessageView message=Memo::new(move |_| messages.with(|m| m.get(index).cloned())) />
                 </For>
             </div>
+            // Above the prompt box, where the eyes are when something goes wrong.
+            <ErrorBanner message=error />
             <PromptBox
                 disabled=prompt_disabled
                 streaming=is_streaming

@@ -1,7 +1,4 @@
 //! One message of the chat: the user's turn as plain text, the assistant's as markdown and tool cards.
-//!
-//! Parts only ever grow (text is appended, tool results fill in), so each part keeps its DOM node for the life
-//! of the message: a tool card the user opened stays open while the answer streams on.
 
 use leptos::prelude::*;
 use serde_json::Value;
@@ -24,7 +21,8 @@ fn status_name(status: &Status) -> &'static str {
 fn meta_line(usage: Option<Usage>, cost_usd: Option<f64>, duration_ms: Option<u64>) -> String {
     let mut bits = Vec::new();
     if let Some(ms) = duration_ms {
-        bits.push(format!("{:.1} s", ms as f64 / 1000.0));
+        // Integer arithmetic: float formatting would add kilobytes of wasm for two numbers.
+        bits.push(format!("{}.{} s", ms / 1000, ms % 1000 / 100));
     }
     if let Some(u) = usage {
         bits.push(format!(
@@ -33,7 +31,12 @@ fn meta_line(usage: Option<Usage>, cost_usd: Option<f64>, duration_ms: Option<u6
         ));
     }
     if let Some(cost) = cost_usd {
-        bits.push(format!("${cost:.4}"));
+        let ten_thousandths = (cost * 10_000.0).round() as u64;
+        bits.push(format!(
+            "${}.{:04}",
+            ten_thousandths / 10_000,
+            ten_thousandths % 10_000
+        ));
     }
     bits.join(" · ")
 }
@@ -68,15 +71,16 @@ fn pretty_input(input: &Value) -> String {
 }
 
 /// One message. `message` is `None` only for the moment the row is being removed.
+///
+/// Parts only ever grow (text is appended, tool results fill in), so each part keeps its DOM node for the life of
+/// the message: a tool card the user opened stays open while the answer streams on.
 #[component]
 pub fn MessageView(
     /// The message, kept up to date as events arrive.
     message: Memo<Option<Message>>,
 ) -> impl IntoView {
     let role = message.with_untracked(|m| m.as_ref().map_or(Role::Assistant, |m| m.role));
-    let status = move || {
-        message.with(|m| m.as_ref().map_or("done", |m| status_name(&m.status)))
-    };
+    let status = move || message.with(|m| m.as_ref().map_or("done", |m| status_name(&m.status)));
     match role {
         Role::User => view! {
             <article class="message message-user" data-testid="message" data-role="user" data-status=status>
@@ -87,12 +91,16 @@ pub fn MessageView(
         Role::Assistant => {
             let part_count = Memo::new(move |_| message.with(|m| m.as_ref().map_or(0, |m| m.parts.len())));
             let status_value = Memo::new(move |_| message.with(|m| m.as_ref().map(|m| m.status.clone())));
+            let answering = Signal::derive(move || status_value.with(|s| s == &Some(Status::Streaming)));
             view! {
                 <article class="message message-assistant" data-testid="message" data-role="assistant" data-status=status>
                     <For each=move || 0..part_count.get() key=|index| *index let:index>
-                        <PartView part=Memo::new(move |_| {
-                            message.with(|m| m.as_ref().and_then(|m| m.parts.get(index).cloned()))
-                        }) />
+                        <PartView
+                            part=Memo::new(move |_| {
+                                message.with(|m| m.as_ref().and_then(|m| m.parts.get(index).cloned()))
+                            })
+                            answering
+                        />
                     </For>
                     <StatusLine status=status_value />
                 </article>
@@ -102,9 +110,9 @@ pub fn MessageView(
     }
 }
 
-/// A text part (markdown) or a tool card; a part never changes kind.
+/// A text part (markdown) or a tool card; a part never changes kind. `answering`: the answer is still streaming.
 #[component]
-fn PartView(part: Memo<Option<Part>>) -> impl IntoView {
+fn PartView(part: Memo<Option<Part>>, answering: Signal<bool>) -> impl IntoView {
     if part.with_untracked(|p| matches!(p, Some(Part::Tool(_)))) {
         let call = Memo::new(move |_| {
             part.with(|p| match p {
@@ -112,7 +120,7 @@ fn PartView(part: Memo<Option<Part>>) -> impl IntoView {
                 _ => None,
             })
         });
-        view! { <ToolCard call /> }.into_any()
+        view! { <ToolCard call answering /> }.into_any()
     } else {
         let html = move || {
             part.with(|p| match p {
@@ -126,11 +134,15 @@ fn PartView(part: Memo<Option<Part>>) -> impl IntoView {
 
 /// A tool call as a collapsible card: name, input JSON and, once it came, the result.
 #[component]
-fn ToolCard(call: Memo<Option<ToolCall>>) -> impl IntoView {
-    let read = move |f: fn(&ToolCall) -> String| move || call.with(|c| c.as_ref().map(f).unwrap_or_default());
+fn ToolCard(call: Memo<Option<ToolCall>>, answering: Signal<bool>) -> impl IntoView {
+    let read = move |f: fn(&ToolCall) -> String| {
+        move || call.with(|c| c.as_ref().map(f).unwrap_or_default())
+    };
     let state = move || {
         call.with(|c| match c {
-            Some(c) if c.output.is_none() => "running",
+            Some(c) if c.output.is_none() && answering.get() => "running",
+            // The answer ended (stopped, failed) before the tool reported back.
+            Some(c) if c.output.is_none() => "no-result",
             Some(c) if c.is_error => "error",
             _ => "done",
         })
@@ -141,7 +153,7 @@ fn ToolCard(call: Memo<Option<ToolCall>>) -> impl IntoView {
             <summary>
                 <span class="tool-name">{read(|c| c.name.clone())}</span>
                 <span class="tool-hint">{read(|c| tool_hint(&c.input).unwrap_or_default())}</span>
-                <span class="tool-state">{state}</span>
+                <span class="tool-state">{move || state().replace('-', " ")}</span>
             </summary>
             <div class="tool-body">
                 <div class="tool-label">"Input"</div>
@@ -158,7 +170,8 @@ fn ToolCard(call: Memo<Option<ToolCall>>) -> impl IntoView {
 /// Under an answer: working, its small print, stopped, or its failure.
 #[component]
 fn StatusLine(status: Memo<Option<Status>>) -> impl IntoView {
-    move || match status.get() {
+    move || {
+        match status.get() {
         Some(Status::Streaming) => view! {
             <p class="status status-streaming"><span class="pulse" aria-hidden="true"></span>"Working…"</p>
         }
@@ -171,6 +184,7 @@ fn StatusLine(status: Memo<Option<Status>>) -> impl IntoView {
             view! { <p class="status status-failed" role="alert">{message}</p> }.into_any()
         }
         None => ().into_any(),
+    }
     }
 }
 

@@ -46,7 +46,8 @@ pub fn PromptBox(
                 data-testid="prompt"
                 aria-label="Prompt"
                 rows="2"
-                placeholder="Ask Claude Code… (Enter sends, Shift+Enter for a new line)"
+                placeholder="Ask Claude Code…"
+                title="Enter sends; Shift+Enter adds a line"
                 prop:value=move || draft.get()
                 on:input=move |ev| draft.set(event_target_value(&ev))
                 on:keydown=on_keydown

@@ -23,8 +23,8 @@ pub fn TopBar() -> impl IntoView {
     view! {
         <header class="topbar">
             <a class="brand" href="/">
-                <img src="/favicon.svg" alt="" width="22" height="22" />
-                "VaporForge"
+                <img src="/favicon.svg" alt="" width="24" height="24" />
+                <span class="brand-name">"VaporForge"</span>
             </a>
             <Show when=move || auth.me.with(Option::is_some)>
                 <nav class="nav">
@@ -34,7 +34,7 @@ pub fn TopBar() -> impl IntoView {
                 <span class="who" data-testid="token-hint">
                     {move || auth.me.with(|me| me.as_ref().and_then(|m| m.token_hint.clone()).unwrap_or_default())}
                 </span>
-                <button type="button" class="ghost" data-testid="logout" on:click=sign_out.clone()>
+                <button type="button" class="ghost small" data-testid="logout" on:click=sign_out.clone()>
                     "Sign out"
                 </button>
             </Show>

@@ -1,9 +1,4 @@
 //! `use_agent_session`: one chat session's transcript, streams, reconnects and transport, as read-only signals.
-//!
-//! Built on the leptos-use model: `use_agent_session(id)` = `use_agent_session_with_options(id, default)`, the
-//! return holds read-only signals and closures, the write halves stay here, and `on_cleanup` aborts the fetches
-//! and closes the socket. Every stream gets a generation number; a callback of a replaced stream finds its
-//! generation outdated and does nothing, so a late chunk can never land in the wrong session.
 
 use std::time::Duration;
 
@@ -23,6 +18,8 @@ use crate::{browser, ndjson, notify};
 
 /// What the legacy path says when its socket drops mid-answer.
 const LEGACY_DROP: &str = "Connection lost; the legacy path cannot resume.";
+/// What the legacy path says when its socket never opened.
+const LEGACY_UNREACHABLE: &str = "Could not connect over the legacy WebSocket.";
 
 /// Options of [`use_agent_session_with_options`].
 #[derive(Debug, Clone)]
@@ -87,7 +84,8 @@ pub fn use_agent_session(
 }
 
 /// The hook. Opening a session (and changing `session_id`) loads its history with `events?after=0`, which also
-/// joins a running answer live.
+/// joins a running answer live. As in leptos-use, the return holds read-only signals and closures, the write halves
+/// stay here, and `on_cleanup` aborts the fetches and closes the socket.
 pub fn use_agent_session_with_options(
     session_id: Signal<String>,
     options: UseAgentSessionOptions,
@@ -183,7 +181,9 @@ impl Local {
     }
 }
 
-/// Handles to the hook's state; `Copy`, so every callback takes its own.
+/// Handles to the hook's state; `Copy`, so every callback takes its own. Every stream gets a generation number; a
+/// callback of a replaced stream finds its generation outdated and does nothing, so a late chunk can never land in
+/// the wrong session.
 #[derive(Clone, Copy)]
 struct Agent {
     session_id: Signal<String>,
@@ -317,7 +317,9 @@ impl Agent {
         let (agent, id) = (*self, self.session_id.get_untracked());
         spawn_local(async move {
             let response = api::events(&id, after, &signal).await;
-            agent.read_stream(generation, response, StreamKind::Events).await;
+            agent
+                .read_stream(generation, response, StreamKind::Events)
+                .await;
         });
     }
 
@@ -327,16 +329,14 @@ impl Agent {
             Err(error) => return self.refused(generation, error, kind),
         };
         let now = browser::now_ms();
-        if self
-            .with_local(|l| {
-                let current = l.generation == generation;
-                if current {
-                    l.reconnect.opened();
-                    l.last_activity_ms = now;
-                }
-                current
-            })
-            != Some(true)
+        if self.with_local(|l| {
+            let current = l.generation == generation;
+            if current {
+                l.reconnect.opened();
+                l.last_activity_ms = now;
+            }
+            current
+        }) != Some(true)
         {
             return;
         }
@@ -359,7 +359,7 @@ impl Agent {
             ApiError::Network(_) => self.stream_ended(kind, false),
             ApiError::Status { status: 409, .. } if kind == StreamKind::Chat => {
                 self.with_local(|l| l.conversation.forget_turn());
-                self.fail("An answer is already running in this session; it is shown below.");
+                self.fail("An answer is already running in this session; following it instead.");
                 self.resume();
             }
             error => {
@@ -372,7 +372,9 @@ impl Agent {
                 });
                 self.fail(match error {
                     ApiError::Unauthorized(_) => "You are signed out.".to_string(),
-                    ApiError::Status { status: 404, .. } => "This session does not exist.".to_string(),
+                    ApiError::Status { status: 404, .. } => {
+                        "This session does not exist.".to_string()
+                    }
                     other => other.to_string(),
                 });
                 self.publish();
@@ -482,8 +484,7 @@ impl Agent {
             model: self.options.with_value(|o| o.model.clone()),
             autonomy: self.options.with_value(|o| o.autonomy),
         };
-        let Some((ready, unfinished)) =
-            self.with_local(|l| (l.ready, l.conversation.unfinished()))
+        let Some((ready, unfinished)) = self.with_local(|l| (l.ready, l.conversation.unfinished()))
         else {
             return;
         };
@@ -519,7 +520,9 @@ impl Agent {
         let agent = *self;
         spawn_local(async move {
             let response = api::chat(&request, &signal).await;
-            agent.read_stream(generation, response, StreamKind::Chat).await;
+            agent
+                .read_stream(generation, response, StreamKind::Chat)
+                .await;
         });
     }
 
@@ -543,7 +546,6 @@ impl Agent {
                 self.with_local(|l| {
                     l.link = Some(Link::Socket(socket));
                     l.conversation.expect_turn();
-                    l.reconnect.opening();
                 });
                 // The legacy server does not echo the prompt: show it from here.
                 self.receive(
@@ -552,6 +554,9 @@ impl Agent {
                         text: request.prompt,
                     })],
                 );
+                // Connecting until the socket reports open (the local echo above is no sign of that).
+                self.with_local(|l| l.reconnect.opening());
+                self.publish();
             }
             Err(e) => self.fail(format!("Could not open the WebSocket: {e}")),
         }
@@ -575,9 +580,12 @@ impl Agent {
     }
 
     fn socket_closed(&self, generation: u64) {
-        let Some((link, unfinished)) = self
+        let Some((link, unfinished, opened)) = self
             .with_local(|l| {
-                (l.generation == generation).then(|| (l.link.take(), l.conversation.unfinished()))
+                (l.generation == generation).then(|| {
+                    let opened = l.reconnect.state() == ConnectionState::Live;
+                    (l.link.take(), l.conversation.unfinished(), opened)
+                })
             })
             .flatten()
         else {
@@ -586,11 +594,16 @@ impl Agent {
         // This runs inside the socket's own close handler: free the handler after it returns.
         spawn_local(async move { drop(link) });
         if unfinished {
+            let message = if opened {
+                LEGACY_DROP
+            } else {
+                LEGACY_UNREACHABLE
+            };
             self.receive(
                 generation,
-                &[Envelope::live(Event::error(ErrorCode::Unknown, LEGACY_DROP))],
+                &[Envelope::live(Event::error(ErrorCode::Unknown, message))],
             );
-            self.fail(LEGACY_DROP);
+            self.fail(message);
             self.with_local(|l| l.reconnect.went_offline());
         } else {
             self.with_local(|l| l.reconnect.reset());
@@ -617,9 +630,7 @@ impl Agent {
                 agent.fail(format!("Could not stop the answer: {e}"));
             }
             // The terminal event arrives on the open stream; with none open, fetch it.
-            let streaming = agent
-                .with_local(|l| l.link.is_some())
-                .unwrap_or(true);
+            let streaming = agent.with_local(|l| l.link.is_some()).unwrap_or(true);
             if !streaming {
                 agent.resume();
             }
