@@ -15,7 +15,7 @@ pub const DEFAULT_DELAY: Duration = Duration::from_millis(40);
 /// fake understands (`{"_fake":"sleep","ms":200}`, `{"_fake":"exit","code":1}`, `{"_fake":"hang"}`,
 /// `{"_fake":"raw","text":"not json"}`) and placeholders (`{{session_id}}`, `{{new_session_id}}`, `{{cwd}}`,
 /// `{{model}}`, `{{permission_mode}}`).
-pub const FIXTURES: [(&str, &str); 8] = [
+pub const FIXTURES: [(&str, &str); 9] = [
     ("demo", include_str!("../fixtures/demo.jsonl")),
     ("text", include_str!("../fixtures/text.jsonl")),
     ("tool", include_str!("../fixtures/tool.jsonl")),
@@ -27,6 +27,12 @@ pub const FIXTURES: [(&str, &str); 8] = [
     ("resume", include_str!("../fixtures/resume.jsonl")),
     ("garbage", include_str!("../fixtures/garbage.jsonl")),
     ("hang", include_str!("../fixtures/hang.jsonl")),
+    // What the real CLI does when `--resume` names a transcript this sandbox does not have: it says
+    // "No conversation found" on stderr and exits 1, before any stream-json.
+    (
+        "resume-missing",
+        include_str!("../fixtures/resume-missing.jsonl"),
+    ),
 ];
 
 pub fn fixture(name: &str) -> Option<&'static str> {
@@ -332,7 +338,7 @@ mod tests {
             let steps = steps(text, &vars(), true).unwrap_or_else(|e| panic!("{name}: {e}"));
             let last = steps.last().unwrap();
             match name {
-                "crash" => assert_eq!(last, &Step::Exit(1)),
+                "crash" | "resume-missing" => assert_eq!(last, &Step::Exit(1)),
                 "hang" => assert_eq!(last, &Step::Hang),
                 _ => assert!(
                     matches!(last, Step::Print(l) if l.contains(r#""type":"result""#)),

@@ -360,3 +360,38 @@ pub async fn idle_streams_carry_heartbeats_uncompressed(stack: &Stack) {
     assert_eq!(cancel.status().as_u16(), 200);
     drop(chat);
 }
+
+/// A turn whose `--resume` fails before Claude Code starts (the sandbox lost the transcript) ends with an error,
+/// and the next turn starts a fresh Claude session instead of failing the same way forever.
+pub async fn a_lost_transcript_does_not_poison_the_session(stack: &Stack) {
+    let user = Client::signed_in(&stack.base).await;
+    let session = user.create_session().await;
+    let first = user.chat(&session.id, "[fixture:text] first").await.collect().await;
+    assert!(matches!(first.last().unwrap().envelope.event, Event::Done { .. }));
+    let lost = user
+        .chat(&session.id, "[fixture:resume-missing] second")
+        .await
+        .collect()
+        .await;
+    assert!(matches!(
+        lost.last().unwrap().envelope.event,
+        Event::Error { .. }
+    ));
+    let marker = vf_e2e::client::uuid_like();
+    let third = user
+        .chat(&session.id, &format!("[fixture:text] third {marker}"))
+        .await
+        .collect()
+        .await;
+    assert!(matches!(third.last().unwrap().envelope.event, Event::Done { .. }));
+    let log = std::fs::read_to_string(stack.args_log()).unwrap();
+    let third_args: Vec<String> = log
+        .lines()
+        .rev()
+        .find_map(|line| serde_json::from_str(line).ok())
+        .expect("the third run's arguments");
+    assert!(
+        !third_args.iter().any(|a| a == "--resume"),
+        "the turn after a lost transcript starts fresh: {third_args:?}"
+    );
+}

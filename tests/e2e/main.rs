@@ -45,6 +45,7 @@ async fn main() {
             durable::a_disconnect_does_not_stop_the_execution,
             durable::one_execution_at_a_time,
             durable::the_next_turn_resumes_claudes_session,
+            durable::a_lost_transcript_does_not_poison_the_session,
             durable::clear_empties_the_transcript,
             durable::a_bad_after_is_400,
             durable::idle_streams_carry_heartbeats_uncompressed,

@@ -313,6 +313,11 @@ impl Agent {
             _ => None,
         };
         let outcome = Outcome::of(&terminal);
+        // A turn that failed before Claude Code even started its session (e.g. `--resume` of a transcript the
+        // sandbox no longer has) must not poison the next turn: it starts a fresh Claude session instead.
+        if outcome == Outcome::Failed && !self.log.has_event(execution_id, "session-init")? {
+            self.log.delete_meta("sdkSessionId")?;
+        }
         self.publish(execution_id, &[terminal])?;
         self.log
             .end_execution(execution_id, outcome, config::now_ms(), error.as_deref())?;

@@ -264,6 +264,19 @@ impl EventLog {
         })
     }
 
+    /// Whether `execution_id` stored an event of type `kind`.
+    pub fn has_event(&self, execution_id: &str, kind: &str) -> ApiResult<bool> {
+        let n = self.scalar(
+            "SELECT COUNT(*) FROM events WHERE execution_id = ? AND type = ?",
+            vec![text(execution_id), text(kind)],
+        )?;
+        Ok(n > 0)
+    }
+
+    pub fn delete_meta(&self, key: &str) -> ApiResult<()> {
+        self.update("DELETE FROM meta WHERE key = ?", vec![text(key)])
+    }
+
     pub fn set_meta(&self, key: &str, value: &str) -> ApiResult<()> {
         self.update(
             "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
