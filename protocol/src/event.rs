@@ -135,6 +135,18 @@ impl Event {
         }
     }
 
+    /// The `done` of an execution that was stopped before it finished.
+    pub fn cancelled() -> Self {
+        Event::Done {
+            session_id: None,
+            full_text: None,
+            usage: None,
+            cost_usd: None,
+            duration_ms: None,
+            cancelled: Some(true),
+        }
+    }
+
     /// This event as one NDJSON line (with its trailing newline).
     pub fn to_line(&self) -> Vec<u8> {
         let mut line = serde_json::to_vec(self).expect("events always serialize");

@@ -363,14 +363,7 @@ mod tests {
         t.apply(&Envelope::live(Event::TextDelta { text: "a".into() }));
         t.apply(&Envelope::live(Event::TextDelta { text: "b".into() }));
         assert_eq!(t.messages[1].text(), "ab");
-        t.apply(&Envelope::live(Event::Done {
-            session_id: None,
-            full_text: None,
-            usage: None,
-            cost_usd: None,
-            duration_ms: None,
-            cancelled: Some(true),
-        }));
+        t.apply(&Envelope::live(Event::cancelled()));
         assert_eq!(t.messages[1].status, Status::Stopped);
     }
 }

@@ -223,16 +223,8 @@ impl Agent {
         let Some(run) = self.log.running()? else {
             return Ok(http::json(200, &serde_json::json!({"cancelled": false})));
         };
-        let cancelled = Event::Done {
-            session_id: None,
-            full_text: None,
-            usage: None,
-            cost_usd: None,
-            duration_ms: None,
-            cancelled: Some(true),
-        };
         // The execution ends first, so whatever the dying agent still sends is refused rather than stored.
-        self.finish(&run.id, cancelled)?;
+        self.finish(&run.id, Event::cancelled())?;
         self.kill_agent(&run).await;
         Ok(http::json(200, &serde_json::json!({"cancelled": true})))
     }
