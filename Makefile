@@ -12,11 +12,12 @@ export TRUNK_SKIP_VERSION_CHECK := true
 export WRANGLER_SEND_METRICS := false
 export CLOUDFLARE_CF_FETCH_ENABLED := false
 
-.PHONY: help setup build app worker sandbox dev test lint fmt unit deploy-check e2e clean
+.PHONY: help setup build app worker sandbox dev test lint fmt unit deploy-check e2e bench clean
 
 help:
 	@echo "make dev    install what is missing, build, run the stack on http://127.0.0.1:8787"
 	@echo "make test   install what is missing, lint, unit tests, end-to-end tests against the real stack"
+	@echo "make bench  release builds, then measure the real stack and print one table (bench/latest.md)"
 
 setup:
 	@scripts/setup.sh
@@ -37,6 +38,8 @@ build: app worker sandbox
 dev: setup build
 	@scripts/dev.sh
 
+# The browser tests need Debian's chromium and chromedriver: setup installs them for `make test` (not `make dev`).
+test: export VF_SETUP_BROWSER := 1
 test: setup lint unit build deploy-check e2e
 
 ## Pieces of `make test`
@@ -57,6 +60,11 @@ deploy-check:
 
 e2e:
 	cargo test -p vf-e2e --test e2e
+
+# Latency, throughput, replay and size of the real stack, release builds; prints the table, writes bench/latest.md.
+bench: setup app worker
+	cargo build --release -p vf-sandbox --bins
+	cargo run --release -p vf-bench
 
 clean:
 	rm -rf app/dist worker/build .wrangler/tmp

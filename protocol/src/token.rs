@@ -4,7 +4,9 @@
 //! JWT crates that build for wasm32 link RSA/ECDSA code we never use (the worker grew 967 KB → 456 KB raw without
 //! it, measured). The rules are the strict subset of RFC 7519 we need: the header must say `HS256`, the signature
 //! is compared in constant time, `aud` names the token kind (so neither kind stands in for the other), and
-//! `exp` is checked against a clock the caller passes in (inside workerd the clock is `Date.now()`).
+//! `exp` and `iat` are checked against a clock the caller passes in (inside workerd the clock is `Date.now()`).
+//! We issue no `nbf`: a token is valid from its `iat`, so one issued in the future (beyond a small clock skew)
+//! is refused as not yet valid.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -18,13 +20,16 @@ type HmacSha256 = Hmac<Sha256>;
 
 /// Execution tokens live two hours. The bridge timeout (5 min) bounds only the wait for the agent's *first*
 /// callback; the token must also cover a long answer and an agent that reconnects its callback after the DO
-/// restarted, so it lives as long as the longest execution we allow (`MAX_EXECUTION_SECS`). A token is
-/// further bound to its execution: once that execution ended, the DO refuses it whatever its `exp`.
+/// restarted, so it outlives the longest run the agent allows itself (`VF_MAX_RUNTIME_SECS`, 1 hour). A token
+/// is further bound to its execution: once that execution ended, the DO refuses it whatever its `exp`.
 pub const EXECUTION_TOKEN_TTL_SECS: u64 = 2 * 60 * 60;
 /// Browser sessions last a week; logout revokes one earlier.
 pub const SESSION_TOKEN_TTL_SECS: u64 = 7 * 24 * 60 * 60;
 /// Longer input is rejected before any decoding: real tokens of ours are a few hundred bytes.
 pub const MAX_TOKEN_LEN: usize = 2048;
+/// How far in the future a token's `iat` may be (clock skew between the signer and the verifier); beyond it the
+/// token is not yet valid. Our signers and verifiers share Cloudflare's clock, so this is generous.
+pub const MAX_CLOCK_SKEW_SECS: u64 = 60;
 
 /// Why a token was refused. The Worker answers every one of them with the same 401.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
@@ -37,6 +42,8 @@ pub enum TokenError {
     Signature,
     #[error("token has expired")]
     Expired,
+    #[error("token is not yet valid")]
+    NotYetValid,
     #[error("token is of another kind")]
     Audience,
     #[error("token claims are missing or invalid")]
@@ -50,6 +57,7 @@ pub trait Claims: Serialize + DeserializeOwned {
     /// The `aud` value of this kind.
     const AUDIENCE: &'static str;
     fn expires_at(&self) -> u64;
+    fn issued_at(&self) -> u64;
 }
 
 /// What the DO signs for one execution: the callback may only write to that execution of that session.
@@ -67,6 +75,9 @@ impl Claims for ExecutionClaims {
     const AUDIENCE: &'static str = "vf-execution";
     fn expires_at(&self) -> u64 {
         self.exp
+    }
+    fn issued_at(&self) -> u64 {
+        self.iat
     }
 }
 
@@ -98,6 +109,9 @@ impl Claims for SessionClaims {
     const AUDIENCE: &'static str = "vf-session";
     fn expires_at(&self) -> u64 {
         self.exp
+    }
+    fn issued_at(&self) -> u64 {
+        self.iat
     }
 }
 
@@ -192,6 +206,9 @@ pub fn verify<C: Claims>(token: &str, secret: &[u8], now_secs: u64) -> Result<C,
     if claims.expires_at() <= now_secs {
         return Err(TokenError::Expired);
     }
+    if claims.issued_at() > now_secs.saturating_add(MAX_CLOCK_SKEW_SECS) {
+        return Err(TokenError::NotYetValid);
+    }
     Ok(claims)
 }
 
@@ -264,6 +281,24 @@ mod tests {
         // Expiry is exclusive: a token is dead at its exp second.
         let token = sign(&ExecutionClaims::new("e", "s", NOW - 300, 300), SECRET).unwrap();
         assert_eq!(verify_exec(&token), Err(TokenError::Expired));
+    }
+
+    #[test]
+    fn a_token_issued_in_the_future_is_not_yet_valid() {
+        let ahead = |secs| sign(&ExecutionClaims::new("e", "s", NOW + secs, 600), SECRET).unwrap();
+        assert!(
+            verify_exec(&ahead(MAX_CLOCK_SKEW_SECS)).is_ok(),
+            "within the skew"
+        );
+        assert_eq!(
+            verify_exec(&ahead(MAX_CLOCK_SKEW_SECS + 1)),
+            Err(TokenError::NotYetValid)
+        );
+        let session = sign(&SessionClaims::new("u", "l", NOW + 3600, 60), SECRET).unwrap();
+        assert_eq!(
+            verify::<SessionClaims>(&session, SECRET, NOW),
+            Err(TokenError::NotYetValid)
+        );
     }
 
     #[test]

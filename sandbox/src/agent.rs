@@ -4,6 +4,7 @@
 
 pub mod claude;
 pub mod sink;
+pub mod synthetic;
 pub mod translate;
 
 use std::os::unix::process::ExitStatusExt;
@@ -22,6 +23,7 @@ use crate::lines::Lines;
 use crate::Error;
 use claude::Turn;
 use sink::{Output, Sink};
+use synthetic::Synthetic;
 use translate::Translator;
 
 /// A single CLI line may be far larger than an agent line (a tool result carrying a whole file): it is read whole
@@ -54,6 +56,8 @@ pub struct AgentConfig {
     pub heartbeat: Duration,
     /// How long a broken callback is retried (`VF_CALLBACK_RETRY_SECS`): long enough for a Worker restart.
     pub reconnect_window: Duration,
+    /// `VF_SYNTHETIC=N:SIZE:INTERVAL_US`: no CLI; N stamped text deltas for the benchmark (see [`synthetic`]).
+    pub synthetic: Option<Synthetic>,
 }
 
 impl AgentConfig {
@@ -78,6 +82,11 @@ impl AgentConfig {
             idle_timeout: secs("VF_IDLE_TIMEOUT_SECS", 600),
             heartbeat: secs("VF_HEARTBEAT_SECS", 10),
             reconnect_window: secs("VF_CALLBACK_RETRY_SECS", 120),
+            synthetic: var("VF_SYNTHETIC").and_then(|v| {
+                v.parse()
+                    .map_err(|e| eprintln!("vf-agent: ignoring VF_SYNTHETIC: {e}"))
+                    .ok()
+            }),
         }
     }
 }
@@ -99,7 +108,10 @@ pub async fn run(config: AgentConfig) -> Result<(), Error> {
         None => Sink::stdout(),
     };
     let mut output = Output::new(sink);
-    let driven = drive(&config, &mut output).await;
+    let driven = match config.synthetic {
+        Some(spec) => drive_synthetic(&config, spec, &mut output).await,
+        None => drive(&config, &mut output).await,
+    };
     // The answer is complete: close the stream first, so the user is not kept waiting on the CLI's exit.
     let closed = output.close().await;
     // A broken callback surfaces in both; the close error says why (the HTTP status), so it wins.
@@ -204,6 +216,20 @@ async fn drive(config: &AgentConfig, output: &mut Output) -> Result<Option<Child
     log_skipped(&translator);
     let _ = cli.kill().await;
     output.emit(failure).await?;
+    Ok(None)
+}
+
+/// The benchmark's run: the query is not needed (it is only deleted, like a real run's), the CLI not started.
+async fn drive_synthetic(
+    config: &AgentConfig,
+    spec: Synthetic,
+    output: &mut Output,
+) -> Result<Option<Child>, Error> {
+    let mut stop = StopSignals::new()?;
+    if let Some(path) = &config.query_file {
+        let _ = std::fs::remove_file(path);
+    }
+    synthetic::drive(spec, output, &mut stop).await?;
     Ok(None)
 }
 

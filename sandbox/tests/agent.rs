@@ -390,3 +390,72 @@ async fn a_failing_callback_exits_1_and_never_logs_a_secret() {
         }
     }
 }
+
+/// The stamp at the start of a synthetic delta's text (unix µs).
+fn stamp(event: &Event) -> u64 {
+    let Event::TextDelta { text } = event else {
+        panic!("not a text delta: {event:?}")
+    };
+    text.split(' ').next().unwrap().parse().unwrap()
+}
+
+fn unix_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64
+}
+
+#[tokio::test]
+async fn synthetic_mode_streams_stamped_deltas_through_the_callback_without_a_cli() {
+    let (url, received) = callback_server(StatusCode::OK).await;
+    let before = unix_micros();
+    let run = run_agent(
+        "ignored",
+        &[
+            ("VF_CALLBACK_URL", &url),
+            ("VF_STREAM_JWT", JWT),
+            ("VF_SYNTHETIC", "20:300:2000"),
+            // Would fail the run if the CLI were started.
+            ("VF_CLAUDE_BIN", "/nonexistent/claude"),
+        ],
+    )
+    .await;
+    let after = unix_micros();
+    assert!(run.status.success(), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("callback stored 22 lines (terminal: true)"),
+        "{}",
+        run.stderr
+    );
+    let received = received.lock().unwrap();
+    let lines: Vec<AgentLine> = received.lines.iter().map(|(_, l)| l.clone()).collect();
+    assert!(matches!(terminal(&lines), Event::Done { .. }));
+    assert!(matches!(lines[0].event, Event::SessionInit { .. }));
+    let deltas = &lines[1..21];
+    let stamps: Vec<u64> = deltas.iter().map(|l| stamp(&l.event)).collect();
+    for line in deltas {
+        let Event::TextDelta { text } = &line.event else {
+            unreachable!()
+        };
+        assert_eq!(text.len(), 300);
+    }
+    assert!(stamps.windows(2).all(|w| w[0] < w[1]), "{stamps:?}");
+    assert!(before <= stamps[0] && stamps[19] <= after);
+    // Paced on a fixed schedule 2 ms apart from the start (the first one may itself be a little late): the 19
+    // intervals take about 38 ms, not nothing.
+    assert!(stamps[19] - stamps[0] >= 36_000, "{stamps:?}");
+}
+
+#[tokio::test]
+async fn synthetic_mode_writes_to_stdout_back_to_back() {
+    let run = run_agent("ignored", &[("VF_SYNTHETIC", "500:64:0")]).await;
+    assert!(run.status.success(), "{}", run.stderr);
+    assert_eq!(run.lines.len(), 502);
+    assert!(matches!(terminal(&run.lines), Event::Done { .. }));
+    let stamps: Vec<u64> = run.lines[1..501].iter().map(|l| stamp(&l.event)).collect();
+    assert!(stamps.windows(2).all(|w| w[0] <= w[1]));
+    // No pacing: 500 lines to a pipe take well under a second.
+    assert!(stamps[499] - stamps[0] < 1_000_000, "{stamps:?}");
+}

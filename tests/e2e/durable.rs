@@ -366,8 +366,15 @@ pub async fn idle_streams_carry_heartbeats_uncompressed(stack: &Stack) {
 pub async fn a_lost_transcript_does_not_poison_the_session(stack: &Stack) {
     let user = Client::signed_in(&stack.base).await;
     let session = user.create_session().await;
-    let first = user.chat(&session.id, "[fixture:text] first").await.collect().await;
-    assert!(matches!(first.last().unwrap().envelope.event, Event::Done { .. }));
+    let first = user
+        .chat(&session.id, "[fixture:text] first")
+        .await
+        .collect()
+        .await;
+    assert!(matches!(
+        first.last().unwrap().envelope.event,
+        Event::Done { .. }
+    ));
     let lost = user
         .chat(&session.id, "[fixture:resume-missing] second")
         .await
@@ -383,7 +390,10 @@ pub async fn a_lost_transcript_does_not_poison_the_session(stack: &Stack) {
         .await
         .collect()
         .await;
-    assert!(matches!(third.last().unwrap().envelope.event, Event::Done { .. }));
+    assert!(matches!(
+        third.last().unwrap().envelope.event,
+        Event::Done { .. }
+    ));
     let log = std::fs::read_to_string(stack.args_log()).unwrap();
     let third_args: Vec<String> = log
         .lines()

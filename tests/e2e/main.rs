@@ -1,10 +1,12 @@
 //! End-to-end tests of the real stack: wrangler dev (workerd, DO SQLite, KV) + vf-sandbox + vf-agent + the fake
 //! `claude`, all real processes on loopback. Run through `make test` (which builds everything first).
 
+mod browser;
 mod callback;
 mod chat;
 mod durable;
 mod failures;
+mod security;
 
 use vf_e2e::runner::{report, run_all, selected, TestResult};
 use vf_e2e::{Stack, StackOptions, Test};
@@ -54,6 +56,27 @@ async fn main() {
             failures::cli_crash_and_garbage_end_cleanly,
             failures::sandbox_down_is_dispatch_failed,
             failures::an_oversized_line_leaves_a_marker,
+            // Browser: the app in headless Chromium (Debian's chromium + chromedriver).
+            browser::browser_streams_an_answer_live,
+            browser::browser_reload_mid_answer_loses_nothing,
+            browser::browser_second_window_sees_the_same_stream,
+            browser::browser_stop_ends_the_answer,
+            browser::browser_flag_off_uses_the_legacy_websocket,
+            browser::browser_chat_fits_a_375px_phone,
+            // Security and hostile input (issue 6); the log scan last, after everything above has logged.
+            security::security_callback_tokens_are_refused_in_the_worker,
+            security::security_execution_tokens_are_bound_to_their_execution,
+            security::security_session_cookies_are_refused_when_forged,
+            security::security_another_users_session_is_404_on_every_route,
+            security::security_cookie_is_strict_bounded_and_dies_at_logout,
+            security::security_cross_site_requests_are_refused,
+            security::security_pages_and_api_carry_security_headers,
+            security::security_bad_input_gets_a_clear_4xx_and_loses_nothing,
+            security::security_hostile_agent_lines_are_contained,
+            security::security_a_callback_body_that_never_ends_is_bounded,
+            security::security_a_chat_flood_starts_one_execution,
+            security::security_the_claude_token_stays_server_side,
+            security::security_no_secret_appears_in_a_log,
             // Last on this stack: it restarts wrangler.
             failures::an_answer_survives_a_worker_restart,
         ],

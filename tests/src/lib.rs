@@ -1,10 +1,12 @@
 //! Harness for the end-to-end tests: boots the real stack (vf-sandbox + wrangler dev) on free loopback ports
-//! with its own state, drives it over HTTP, and always stops it.
+//! with its own state, drives it over HTTP and through headless Chromium, and always stops it.
 
+pub mod browser;
 pub mod client;
 pub mod runner;
 pub mod stack;
 
+pub use browser::{Browser, Page};
 pub use client::{Client, EventStream};
 pub use runner::{Test, TestResult};
 pub use stack::{Stack, StackOptions};

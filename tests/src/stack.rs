@@ -24,7 +24,7 @@ pub fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
-fn random_hex(bytes: usize) -> String {
+pub(crate) fn random_hex(bytes: usize) -> String {
     use std::io::Read;
     let mut buf = vec![0u8; bytes];
     std::fs::File::open("/dev/urandom")
@@ -46,6 +46,9 @@ pub struct StackOptions {
     pub agent_heartbeat_secs: u64,
     /// A shell script that replaces the agent the DO starts (to stage agents that misbehave).
     pub agent_script: Option<String>,
+    /// The cargo profile whose binaries run (`target/<profile>/vf-sandbox`…): `debug` for tests, `release` for
+    /// the benchmark.
+    pub profile: &'static str,
 }
 
 impl Default for StackOptions {
@@ -57,6 +60,7 @@ impl Default for StackOptions {
             heartbeat_ms: 1_000,
             agent_heartbeat_secs: 1,
             agent_script: None,
+            profile: "debug",
         }
     }
 }
@@ -86,14 +90,15 @@ impl Stack {
     /// Starts vf-sandbox and wrangler dev and waits until both answer.
     pub async fn start(options: StackOptions) -> Stack {
         let root = repo_root();
+        let bin = format!("target/{}", options.profile);
         for needed in [
-            "worker/build/index.js",
-            "app/dist/index.html",
-            "target/debug/vf-sandbox",
-            "target/debug/vf-agent",
+            "worker/build/index.js".to_string(),
+            "app/dist/index.html".to_string(),
+            format!("{bin}/vf-sandbox"),
+            format!("{bin}/vf-agent"),
         ] {
             assert!(
-                root.join(needed).exists(),
+                root.join(&needed).exists(),
                 "{needed} is missing: run `make build` first (make test does)"
             );
         }
@@ -130,9 +135,13 @@ impl Stack {
 
     /// Starts vf-sandbox (again) on the stack's sandbox port.
     pub fn start_sandbox(&self) {
+        self.start_sandbox_with(&[]);
+    }
+
+    /// Starts vf-sandbox with extra environment variables; it hands every `VF_*` one to the agents it starts.
+    pub fn start_sandbox_with(&self, env: &[(&str, &str)]) {
         let port = self.sandbox_port;
-        let root = repo_root();
-        let bin = root.join("target/debug");
+        let bin = self.bin_dir();
         let path = format!(
             "{}:{}",
             bin.display(),
@@ -154,6 +163,7 @@ impl Stack {
                 self.options.agent_heartbeat_secs.to_string(),
             )
             .env("VF_FAKE_ARGS_LOG", self.args_log())
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log file"))
             .stderr(log)
@@ -161,6 +171,11 @@ impl Stack {
             .spawn()
             .expect("vf-sandbox starts");
         *lock(&self.sandbox) = Some(child);
+    }
+
+    /// Where the stack's native binaries are (`target/<profile>`).
+    pub fn bin_dir(&self) -> PathBuf {
+        repo_root().join("target").join(self.options.profile)
     }
 
     /// Stops vf-sandbox (the sandbox is down until `start_sandbox`).
@@ -266,6 +281,11 @@ impl Stack {
         }
     }
 
+    /// The pid of wrangler dev, which leads the process group of its workerd processes.
+    pub fn wrangler_pid(&self) -> Option<u32> {
+        lock(&self.wrangler).as_ref().map(Child::id)
+    }
+
     /// Kills wrangler dev (workerd and all) hard, as a crash would.
     pub fn kill_wrangler(&self) {
         if let Some(child) = lock(&self.wrangler).take() {
@@ -329,14 +349,14 @@ impl Stack {
     }
 }
 
-fn lock(child: &Mutex<Option<Child>>) -> std::sync::MutexGuard<'_, Option<Child>> {
+pub(crate) fn lock(child: &Mutex<Option<Child>>) -> std::sync::MutexGuard<'_, Option<Child>> {
     child
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Stops a child's whole process group: politely first when `graceful`, then for sure.
-fn kill_group(mut child: Child, graceful: bool) {
+pub(crate) fn kill_group(mut child: Child, graceful: bool) {
     let pgid = child.id() as i32;
     if graceful {
         // SAFETY: signalling a process group we created; no memory is involved.

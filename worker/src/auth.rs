@@ -159,14 +159,33 @@ fn user_id_for(claude_token: &str, secret: &str) -> String {
 }
 
 fn set_cookie(req: &Request, headers: &mut Headers, value: &str, max_age: u64) -> ApiResult<()> {
-    let secure = if req.url()?.scheme() == "https" {
-        "; Secure"
-    } else {
-        ""
-    };
     headers.append(
         "Set-Cookie",
-        &format!("{COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"),
+        &cookie_header(req.url()?.scheme() == "https", value, max_age),
     )?;
     Ok(())
+}
+
+/// The session cookie: out of reach of scripts (HttpOnly), never sent by another site's requests
+/// (SameSite=Strict), only over TLS when the site is on https (Secure; plain `http://127.0.0.1` in local dev
+/// could not keep it otherwise), and gone after `max_age` seconds, which is also the token's own lifetime.
+fn cookie_header(secure: bool, value: &str, max_age: u64) -> String {
+    let secure = if secure { "; Secure" } else { "" };
+    format!("{COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cookie_is_http_only_strict_bounded_and_secure_on_https() {
+        let https = cookie_header(true, "tok", SESSION_TOKEN_TTL_SECS);
+        assert_eq!(
+            https,
+            "vf_session=tok; Path=/; HttpOnly; SameSite=Strict; Max-Age=604800; Secure"
+        );
+        assert!(!cookie_header(false, "tok", 60).contains("Secure"));
+        assert!(cookie_header(true, "", 0).contains("Max-Age=0"));
+    }
 }

@@ -10,19 +10,20 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use futures::channel::mpsc;
+use futures::stream::{self, LocalBoxStream};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use vf_protocol::api::{CallbackReceipt, ChatRequest, PendingQuery, SessionMode, SessionRecord};
 use vf_protocol::token::{self, ExecutionClaims, EXECUTION_TOKEN_TTL_SECS};
 use vf_protocol::{AgentLine, ErrorCode, Event, FrameError, LineFramer};
+use wasm_bindgen::{JsCast, JsValue};
 use worker::{durable_object, DurableObject, Env, Method, Request, Response, State};
 
 use crate::auth;
 use crate::config;
 use crate::error::{ApiError, ApiResult};
 use crate::event_log::{EventLog, Execution, Outcome};
-use crate::fanout::Subscribers;
+use crate::fanout::{Subscribers, Subscription};
 use crate::http;
 use crate::sandbox::{SandboxClient, SandboxError};
 use crate::sessions;
@@ -34,6 +35,9 @@ const WATCHDOG_MS: u64 = 60 * 1000;
 const HEARTBEAT_MS: u64 = 15 * 1000;
 /// When the watchdog looks after a callback ended without a terminal event.
 const AFTER_CALLBACK_LOSS_MS: i64 = 500;
+/// A replay is read and sent in pages of at most this many events, or this many bytes (plus one event).
+const REPLAY_PAGE_ROWS: usize = 4096;
+const REPLAY_PAGE_BYTES: usize = 512 * 1024;
 
 /// What the Worker forwards to `/chat`: the user's request plus what only the Worker knows.
 #[derive(Serialize, Deserialize)]
@@ -104,7 +108,10 @@ impl Agent {
         match (req.method(), path.as_str()) {
             (Method::Post, "/init") => self.handle_init(http::read_json(&mut req).await?),
             (Method::Post, "/chat") => self.handle_chat(http::read_json(&mut req).await?),
-            (Method::Get, "/events") => self.handle_events(http::parse_after(&req)?),
+            (Method::Get, "/events") => {
+                let after = http::parse_after(&req)?;
+                self.handle_events(after)
+            }
             (Method::Delete, "/events") => self.handle_clear(),
             (Method::Post, "/cancel") => self.handle_cancel().await,
             (Method::Post, "/destroy") => self.handle_destroy().await,
@@ -181,27 +188,62 @@ impl Agent {
         wasm_bindgen_futures::spawn_local(async move {
             agent.dispatch(execution_id, forward).await;
         });
-        self.stream(vec![first], Some(live))
+        self.stream(stream::iter([first]), Some(live))
     }
 
-    /// `GET /events?after=N`: the stored tail, then live events while an execution runs. Reading the tail and
-    /// subscribing happen with no await in between, so nothing falls through the gap or arrives twice.
-    fn handle_events(&self, after: u64) -> ApiResult<Response> {
-        let mut replay = Vec::new();
-        self.log.read_after(after, &mut replay)?;
+    /// `GET /events?after=N`: the stored tail, then live events while an execution runs. The tail ends at the
+    /// newest seq at the moment of subscribing, and both happen with no await in between, so nothing falls
+    /// through the gap or arrives twice. The first page goes out at once; later pages are read as the client
+    /// takes them, so a long session replays in bounded memory.
+    fn handle_events(self: Rc<Self>, after: u64) -> ApiResult<Response> {
+        let upto = self.log.last_seq();
+        let mut first = Vec::new();
+        let read =
+            self.log
+                .read_page(after, upto, REPLAY_PAGE_ROWS, REPLAY_PAGE_BYTES, &mut first)?;
         let live = self.log.running()?.map(|_| self.subscribers.subscribe());
-        self.stream(vec![replay], live)
+        let rest = match read {
+            Some(last) if last < upto => self.clone().replay_pages(last, upto),
+            _ => stream::empty().boxed_local(),
+        };
+        self.stream(stream::iter([first]).chain(rest), live)
+    }
+
+    /// The stored events with `after < seq <= upto`, one page per read. A failing read ends the stream (logged);
+    /// the client resumes from the last seq it got.
+    fn replay_pages(self: Rc<Self>, after: u64, upto: u64) -> LocalBoxStream<'static, Vec<u8>> {
+        stream::unfold(Some(after), move |after| {
+            let agent = self.clone();
+            async move {
+                let mut page = Vec::new();
+                match agent.log.read_page(
+                    after?,
+                    upto,
+                    REPLAY_PAGE_ROWS,
+                    REPLAY_PAGE_BYTES,
+                    &mut page,
+                ) {
+                    Ok(Some(last)) => Some((page, (last < upto).then_some(last))),
+                    Ok(None) => None,
+                    Err(e) => {
+                        worker::console_error!("replay: {e}");
+                        None
+                    }
+                }
+            }
+        })
+        .boxed_local()
     }
 
     /// An NDJSON response: `head` (what is already known), then live chunks until the execution ends.
     fn stream(
         &self,
-        head: Vec<Vec<u8>>,
-        live: Option<mpsc::Receiver<Vec<u8>>>,
+        head: impl futures::Stream<Item = Vec<u8>> + 'static,
+        live: Option<Subscription>,
     ) -> ApiResult<Response> {
-        let head = futures::stream::iter(head.into_iter().filter(|c| !c.is_empty()));
+        let head = head.filter(|c| futures::future::ready(!c.is_empty()));
         let body = match live {
-            Some(rx) => head.chain(rx).boxed_local(),
+            Some(live) => head.chain(live).boxed_local(),
             None => head.boxed_local(),
         };
         http::ndjson(body.map(Ok))
@@ -290,7 +332,7 @@ impl Agent {
                 self.log.set_meta("sdkSessionId", id)?;
             }
         }
-        self.subscribers.publish(&chunk);
+        self.subscribers.publish(chunk);
         Ok(())
     }
 
@@ -444,19 +486,17 @@ impl Agent {
     /// `POST /internal/stream`: the agent's callback. The Worker verified the token before waking this DO; it is
     /// checked again here, and bound to the running execution, so a token outlives its execution by nothing.
     async fn handle_callback(&self, mut req: Request) -> ApiResult<Response> {
-        let bearer = http::bearer(&req).ok_or(ApiError::Unauthorized)?;
-        let secret = config::secret(&self.env, "JWT_SECRET")?;
-        let claims: ExecutionClaims = token::verify(&bearer, secret.as_bytes(), config::now_secs())
-            .map_err(|_| ApiError::Unauthorized)?;
-        let run = self
-            .log
-            .running()?
-            .filter(|r| r.id == claims.execution_id)
-            .filter(|_| {
-                self.log.meta("sessionId").ok().flatten().as_deref()
-                    == Some(claims.session_id.as_str())
-            })
-            .ok_or(ApiError::NotFound)?;
+        let run = match self.callback_execution(&req) {
+            Ok(run) => run,
+            Err(refused) => {
+                // The Worker is still pumping the body into this request: answering first would fail that pump
+                // ("Can't read from request stream after response has been sent", which also broke the Worker's
+                // next request), so a refused body is read and dropped, as after an execution ends.
+                let mut body = req.stream()?;
+                while let Some(Ok(_)) = body.next().await {}
+                return Err(refused);
+            }
+        };
         let execution_id = run.id.clone();
         self.log.mark_callback(&execution_id, config::now_ms())?;
         // The execution is running (checked above); on an instance that restarted since, memory starts here.
@@ -473,10 +513,16 @@ impl Agent {
             stored: 0,
             terminal: false,
         };
-        let mut body = req.stream()?;
+        let mut body = BodyReader::new(&req)?;
         let mut batch = Vec::new();
+        let mut dbg_chunks = 0u64;
+        let mut dbg_bytes = 0usize;
+        let mut dbg_max = 0usize;
         while let Some(chunk) = body.next().await {
             let Ok(chunk) = chunk else { break };
+            dbg_chunks += 1;
+            dbg_bytes += chunk.len();
+            dbg_max = dbg_max.max(chunk.len());
             // Once the execution is over (its terminal event, a cancel, the watchdog), the rest of the body is
             // read and dropped: answering before the body ends would make workerd fail the request stream.
             if ingest.terminal || !self.is_live(&execution_id) {
@@ -484,12 +530,21 @@ impl Agent {
             }
             ingest.push(&chunk, &mut batch);
             self.store_batch(&execution_id, &mut ingest, &mut batch)?;
+            if body.backlogged() {
+                // More is waiting: let this batch's commit and its bytes to the clients go out before the
+                // next (larger) batch takes the thread.
+                worker::Delay::from(std::time::Duration::ZERO).await;
+            }
         }
         if !ingest.terminal && self.is_live(&execution_id) {
             ingest.finish(&mut batch);
             self.store_batch(&execution_id, &mut ingest, &mut batch)?;
         }
         self.touch(&execution_id, Some(false));
+        worker::console_log!(
+            "DBG callback chunks={dbg_chunks} bytes={dbg_bytes} max={dbg_max} stored={}",
+            ingest.stored
+        );
         if !ingest.terminal && self.is_live(&execution_id) {
             // The body ended without a terminal event: the agent died, or its connection broke and it will
             // reconnect and resend. The watchdog tells which, soon: at once if the process is gone, else after
@@ -506,6 +561,22 @@ impl Agent {
                 terminal: ingest.terminal,
             },
         ))
+    }
+
+    /// The running execution a callback's token names, if the token is valid and names this session and it.
+    fn callback_execution(&self, req: &Request) -> ApiResult<Execution> {
+        let bearer = http::bearer(req).ok_or(ApiError::Unauthorized)?;
+        let secret = config::secret(&self.env, "JWT_SECRET")?;
+        let claims: ExecutionClaims = token::verify(&bearer, secret.as_bytes(), config::now_secs())
+            .map_err(|_| ApiError::Unauthorized)?;
+        self.log
+            .running()?
+            .filter(|r| r.id == claims.execution_id)
+            .filter(|_| {
+                self.log.meta("sessionId").ok().flatten().as_deref()
+                    == Some(claims.session_id.as_str())
+            })
+            .ok_or(ApiError::NotFound)
     }
 
     /// Whether `execution_id` is the running execution, from memory (no query on the per-chunk path): `finish`
@@ -565,7 +636,7 @@ impl Agent {
             return Ok(());
         };
         // Keeps idle streams open through proxies, and prunes subscribers whose client is gone.
-        self.subscribers.publish(&Event::Heartbeat.to_line());
+        self.subscribers.publish(Event::Heartbeat.to_line());
         let now = config::now_ms();
         let bridge = self.timeout("BRIDGE_TIMEOUT_MS", BRIDGE_TIMEOUT_MS);
         let watchdog = self.timeout("WATCHDOG_MS", WATCHDOG_MS);
@@ -637,6 +708,118 @@ impl Agent {
             }
         }
         Ok(())
+    }
+}
+
+/// The callback body, read so that a burst is stored in a few large transactions and a lone line at once.
+///
+/// Each transaction costs a commit (the runtime writes and syncs the pages it touched), so the DO should store
+/// as many lines per turn as have arrived, but never wait for lines that have not. After a read, the reader
+/// starts the next one and races it against a zero timer: a read whose bytes were already there completes
+/// first and joins the batch; otherwise the batch goes out and the read stays pending for the next call. The
+/// batch limit starts small after every pause, so the first lines of a burst go out without waiting for a large
+/// batch, and doubles while batches fill. Reads use a BYOB reader: the default one hands out at most 4 KB.
+struct BodyReader {
+    reader: JsValue,
+    read: js_sys::Function,
+    /// The buffer for the next read (each read gives it back), the read in flight, and whether the body ended.
+    buffer: Option<js_sys::ArrayBuffer>,
+    pending: Option<wasm_bindgen_futures::JsFuture>,
+    ended: bool,
+    limit: usize,
+}
+
+impl BodyReader {
+    const READ_BYTES: u32 = 64 * 1024;
+    const MIN_BATCH: usize = 16 * 1024;
+    const MAX_BATCH: usize = 1024 * 1024;
+
+    fn new(req: &Request) -> worker::Result<Self> {
+        let body: JsValue = req.inner().body().map_or(JsValue::NULL, Into::into);
+        let options = js_sys::Object::new();
+        js_sys::Reflect::set(&options, &"mode".into(), &"byob".into())?;
+        let get_reader: js_sys::Function =
+            js_sys::Reflect::get(&body, &"getReader".into())?.dyn_into()?;
+        let reader = get_reader.call1(&body, &options)?;
+        let read = js_sys::Reflect::get(&reader, &"read".into())?.dyn_into()?;
+        Ok(BodyReader {
+            reader,
+            read,
+            buffer: None,
+            pending: None,
+            ended: false,
+            limit: Self::MIN_BATCH,
+        })
+    }
+
+    /// Whether the last batch stopped at the limit rather than at the end of what had arrived.
+    fn backlogged(&self) -> bool {
+        self.limit > Self::MIN_BATCH
+    }
+
+    /// Everything of the body that has arrived (at least one read's worth, at most about the batch limit);
+    /// None at its end.
+    async fn next(&mut self) -> Option<worker::Result<Vec<u8>>> {
+        match self.batch().await {
+            Ok(Some(bytes)) => Some(Ok(bytes)),
+            Ok(None) => None,
+            Err(e) => {
+                self.ended = true;
+                Some(Err(e.into()))
+            }
+        }
+    }
+
+    async fn batch(&mut self) -> Result<Option<Vec<u8>>, JsValue> {
+        if self.ended {
+            return Ok(None);
+        }
+        let first = match self.pending.take() {
+            Some(read) => read,
+            None => self.start_read()?,
+        };
+        let Some(mut bytes) = self.finish_read(first.await?)? else {
+            return Ok(None);
+        };
+        while bytes.len() < self.limit {
+            let mut read = self.start_read()?;
+            let at_once = worker::Delay::from(std::time::Duration::ZERO);
+            match futures::future::select(&mut read, at_once).await {
+                futures::future::Either::Left((result, _)) => match self.finish_read(result?)? {
+                    Some(more) => bytes.extend_from_slice(&more),
+                    None => return Ok(Some(bytes)),
+                },
+                futures::future::Either::Right(_) => {
+                    self.pending = Some(read);
+                    self.limit = Self::MIN_BATCH;
+                    return Ok(Some(bytes));
+                }
+            }
+        }
+        self.limit = (self.limit * 2).min(Self::MAX_BATCH);
+        Ok(Some(bytes))
+    }
+
+    fn start_read(&mut self) -> Result<wasm_bindgen_futures::JsFuture, JsValue> {
+        let buffer = self
+            .buffer
+            .take()
+            .unwrap_or_else(|| js_sys::ArrayBuffer::new(Self::READ_BYTES));
+        let view = js_sys::Uint8Array::new(&buffer);
+        let read: js_sys::Promise = self.read.call1(&self.reader, &view)?.dyn_into()?;
+        Ok(read.into())
+    }
+
+    /// The bytes of a finished read (None: the body ended); takes the buffer back for the next read.
+    fn finish_read(&mut self, result: JsValue) -> Result<Option<Vec<u8>>, JsValue> {
+        if js_sys::Reflect::get(&result, &"done".into())?.is_truthy() {
+            self.ended = true;
+            return Ok(None);
+        }
+        let filled: js_sys::Uint8Array =
+            js_sys::Reflect::get(&result, &"value".into())?.dyn_into()?;
+        self.buffer = Some(filled.buffer());
+        Ok(Some(filled.to_vec()))
     }
 }
 

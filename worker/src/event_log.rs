@@ -66,6 +66,24 @@ fn text(v: &str) -> SqlStorageValue {
     SqlStorageValue::String(v.to_string())
 }
 
+/// Events per INSERT statement: each row binds 3 values and the execution id is bound once, under the 100 bound
+/// parameters a Durable Object's SQLite takes per statement.
+pub const ROWS_PER_INSERT: usize = 33;
+
+/// `INSERT … VALUES (?2, ?1, ?3, ?4), (?5, ?1, ?6, ?7), …` for `rows` rows: the text depends only on the row
+/// count, so the runtime's statement cache holds at most [`ROWS_PER_INSERT`] of them.
+fn insert_statement(rows: usize) -> String {
+    let mut sql = String::from("INSERT INTO events(seq, execution_id, type, body) VALUES ");
+    for row in 0..rows {
+        let base = 2 + 3 * row;
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!("(?{base}, ?1, ?{}, ?{})", base + 1, base + 2));
+    }
+    sql
+}
+
 fn db(e: worker::Error) -> ApiError {
     ApiError::Internal(format!("sqlite: {e}"))
 }
@@ -126,37 +144,48 @@ impl EventLog {
         self.next_seq.get() - 1
     }
 
-    /// Appends events of one execution, assigning seqs, and writes their wire lines into `out`.
+    /// Appends events of one execution, assigning seqs, and writes their wire lines into `out`: one INSERT per
+    /// [`ROWS_PER_INSERT`] events, each event serialized once, for the row and for the line.
     pub fn append(&self, execution_id: &str, events: &[Event], out: &mut Vec<u8>) -> ApiResult<()> {
-        for event in events {
-            let seq = self.next_seq.get();
-            let body = serde_json::to_string(event).expect("events serialize");
+        for group in events.chunks(ROWS_PER_INSERT) {
+            let first = self.next_seq.get();
+            let mut bindings = Vec::with_capacity(1 + 3 * group.len());
+            bindings.push(text(execution_id));
+            for (seq, event) in (first..).zip(group) {
+                let body = serde_json::to_string(event).expect("events serialize");
+                Envelope::stored_line(seq, execution_id, &body, out);
+                bindings.push(int(seq));
+                bindings.push(SqlStorageValue::String(event.kind().to_string()));
+                bindings.push(SqlStorageValue::String(body));
+            }
             self.sql
-                .exec(
-                    "INSERT INTO events(seq, execution_id, type, body) VALUES (?, ?, ?, ?)",
-                    vec![
-                        int(seq),
-                        text(execution_id),
-                        text(event.kind()),
-                        text(&body),
-                    ],
-                )
+                .exec(&insert_statement(group.len()), bindings)
                 .map_err(db)?;
-            self.next_seq.set(seq + 1);
-            Envelope::stored_line(seq, execution_id, &body, out);
+            self.next_seq.set(first + group.len() as u64);
         }
         Ok(())
     }
 
-    /// Writes the wire lines of every event with seq > `after` into `out`, in order.
-    pub fn read_after(&self, after: u64, out: &mut Vec<u8>) -> ApiResult<()> {
+    /// Writes the wire lines of the events with `after < seq <= upto` into `out`, in order: at most `rows` of
+    /// them, and none after `out` reached `max_bytes`. Returns the seq of the last one written (None: there were
+    /// none). Replay reads page by page, so a session of any length streams in bounded memory, each page one
+    /// range scan of the primary key.
+    pub fn read_page(
+        &self,
+        after: u64,
+        upto: u64,
+        rows: usize,
+        max_bytes: usize,
+        out: &mut Vec<u8>,
+    ) -> ApiResult<Option<u64>> {
         let cursor = self
             .sql
             .exec(
-                "SELECT seq, execution_id, body FROM events WHERE seq > ? ORDER BY seq",
-                vec![int(after)],
+                "SELECT seq, execution_id, body FROM events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+                vec![int(after), int(upto), int(rows)],
             )
             .map_err(db)?;
+        let mut last = None;
         for row in cursor.raw() {
             match row.map_err(db)?.as_slice() {
                 [seq, SqlStorageValue::String(execution), SqlStorageValue::String(body)] => {
@@ -166,11 +195,15 @@ impl EventLog {
                         _ => continue,
                     };
                     Envelope::stored_line(seq, execution, body, out);
+                    last = Some(seq);
+                    if out.len() >= max_bytes {
+                        break;
+                    }
                 }
                 other => return Err(ApiError::Internal(format!("bad event row: {other:?}"))),
             }
         }
-        Ok(())
+        Ok(last)
     }
 
     /// Deletes every event; seqs continue from where they were.
@@ -282,5 +315,21 @@ impl EventLog {
             "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             vec![text(key), text(value)],
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_insert_binds_the_execution_once_and_three_values_a_row() {
+        assert_eq!(
+            insert_statement(2),
+            "INSERT INTO events(seq, execution_id, type, body) VALUES (?2, ?1, ?3, ?4), (?5, ?1, ?6, ?7)"
+        );
+        let full = insert_statement(ROWS_PER_INSERT);
+        assert!(full.ends_with(", ?1, ?99, ?100)"), "{full}");
+        assert!(!full.contains("?101"));
     }
 }

@@ -1,44 +1,121 @@
 //! Live subscribers of a session: every open chat response and resumed stream, fed from one place.
 //!
-//! Each subscriber is a bounded channel. A subscriber that cannot keep up (its queue is full) or that went away
-//! (its receiver was dropped when the client disconnected) is removed on the next publish, without disturbing
-//! the others or the execution; a lagging client reconnects with `after=<last seq>` and loses nothing.
-//! Heartbeats go through `publish` too (the DO's alarm sends them), which is also how a subscriber whose client
-//! vanished without a word is noticed and dropped.
+//! Each subscriber is a byte buffer that its response drains: a publish appends the new lines to every buffer,
+//! and the response takes whatever has accumulated in one piece when it next reads. So a client that reads as
+//! fast as lines come gets each publish as its own chunk, and one that falls behind for a moment (a burst, a
+//! slow network) gets the backlog in a few large chunks instead of many small ones, with no per-chunk cost on
+//! the way. A subscriber whose backlog passes [`SUBSCRIBER_BACKLOG_BYTES`] is cut off: its stream delivers what
+//! is buffered (whole lines) and ends, and the client resumes with `after=<last seq>` and loses nothing. One
+//! whose client went away (its response was dropped) is removed on the next publish. Heartbeats go through
+//! `publish` too (the DO's alarm sends them), which is also how a vanished client is noticed.
 
 use std::cell::RefCell;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
 
-use futures::channel::mpsc;
+use futures::Stream;
 
-/// Chunks (not events) a subscriber may have queued: one chunk is one batch of lines.
-pub const SUBSCRIBER_QUEUE: usize = 1024;
+/// Bytes a subscriber may have waiting before it is cut off: well over any burst a reading client lags by, and
+/// small against the DO's 128 MB even with a few dozen watchers.
+pub const SUBSCRIBER_BACKLOG_BYTES: usize = 4 * 1024 * 1024;
+
+#[derive(Default)]
+struct Backlog {
+    bytes: Vec<u8>,
+    waker: Option<Waker>,
+    closed: bool,
+}
+
+impl Backlog {
+    fn close(&mut self) {
+        self.closed = true;
+        self.wake();
+    }
+
+    fn wake(&mut self) {
+        if let Some(waker) = self.waker.take() {
+            waker.wake();
+        }
+    }
+}
+
+/// One subscriber's side: a stream of chunks of whole NDJSON lines.
+pub struct Subscription {
+    backlog: Rc<RefCell<Backlog>>,
+}
+
+impl Stream for Subscription {
+    type Item = Vec<u8>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Vec<u8>>> {
+        let mut backlog = self.backlog.borrow_mut();
+        if !backlog.bytes.is_empty() {
+            return Poll::Ready(Some(std::mem::take(&mut backlog.bytes)));
+        }
+        if backlog.closed {
+            return Poll::Ready(None);
+        }
+        backlog.waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
 
 #[derive(Default)]
 pub struct Subscribers {
-    senders: RefCell<Vec<mpsc::Sender<Vec<u8>>>>,
+    backlogs: RefCell<Vec<Rc<RefCell<Backlog>>>>,
 }
 
 impl Subscribers {
     /// Registers a new subscriber; it receives every chunk published from now on.
-    pub fn subscribe(&self) -> mpsc::Receiver<Vec<u8>> {
-        let (tx, rx) = mpsc::channel(SUBSCRIBER_QUEUE);
-        self.senders.borrow_mut().push(tx);
-        rx
+    pub fn subscribe(&self) -> Subscription {
+        let backlog = Rc::new(RefCell::new(Backlog::default()));
+        self.backlogs.borrow_mut().push(backlog.clone());
+        Subscription { backlog }
     }
 
-    /// Sends one chunk of NDJSON lines to every subscriber, dropping the ones that are gone or full.
-    pub fn publish(&self, chunk: &[u8]) {
+    /// Sends one chunk of NDJSON lines to every subscriber, dropping the ones that are gone or too far behind.
+    /// The chunk is copied once per subscriber but the last, which takes it as it is when it has no backlog.
+    pub fn publish(&self, chunk: Vec<u8>) {
         if chunk.is_empty() {
             return;
         }
-        self.senders
-            .borrow_mut()
-            .retain_mut(|tx| tx.try_send(chunk.to_vec()).is_ok());
+        let mut backlogs = self.backlogs.borrow_mut();
+        // A subscription dropped by its response leaves this list as the only owner.
+        backlogs.retain(|b| Rc::strong_count(b) > 1);
+        let mut chunk = Some(chunk);
+        let count = backlogs.len();
+        let mut index = 0;
+        backlogs.retain(|backlog| {
+            index += 1;
+            let mut backlog = backlog.borrow_mut();
+            let bytes = chunk.as_deref().unwrap_or_default();
+            if backlog.bytes.len() + bytes.len() > SUBSCRIBER_BACKLOG_BYTES {
+                backlog.close();
+                return false;
+            }
+            if index == count && backlog.bytes.is_empty() {
+                backlog.bytes = chunk.take().unwrap_or_default();
+            } else {
+                backlog.bytes.extend_from_slice(bytes);
+            }
+            backlog.wake();
+            true
+        });
     }
 
-    /// Ends every live stream (after a terminal event).
+    /// Ends every live stream (after a terminal event); each still delivers what it has buffered.
     pub fn close_all(&self) {
-        self.senders.borrow_mut().clear();
+        for backlog in self.backlogs.borrow_mut().drain(..) {
+            backlog.borrow_mut().close();
+        }
+    }
+}
+
+impl Drop for Subscribers {
+    /// A DO instance going away ends its streams rather than leaving them open forever.
+    fn drop(&mut self) {
+        self.close_all();
     }
 }
 
@@ -47,18 +124,44 @@ mod tests {
     use super::*;
     use futures::StreamExt;
 
+    fn drain(subscription: Subscription) -> Vec<u8> {
+        futures::executor::block_on(subscription.collect::<Vec<_>>()).concat()
+    }
+
     #[test]
     fn every_subscriber_gets_every_chunk_in_order() {
         let subscribers = Subscribers::default();
         let a = subscribers.subscribe();
         let b = subscribers.subscribe();
-        subscribers.publish(b"one\n");
-        subscribers.publish(b"two\n");
+        subscribers.publish(b"one\n".to_vec());
+        subscribers.publish(b"two\n".to_vec());
         subscribers.close_all();
-        for rx in [a, b] {
-            let got: Vec<Vec<u8>> = futures::executor::block_on(rx.collect());
-            assert_eq!(got, vec![b"one\n".to_vec(), b"two\n".to_vec()]);
+        for subscription in [a, b] {
+            assert_eq!(drain(subscription), b"one\ntwo\n");
         }
+    }
+
+    #[test]
+    fn a_reading_subscriber_gets_each_publish_as_it_happens() {
+        let subscribers = Subscribers::default();
+        let mut reading = subscribers.subscribe();
+        for i in 0..3 {
+            subscribers.publish(format!("{i}\n").into_bytes());
+            let chunk = futures::executor::block_on(reading.next());
+            assert_eq!(chunk, Some(format!("{i}\n").into_bytes()));
+        }
+    }
+
+    #[test]
+    fn a_backlog_arrives_as_one_chunk() {
+        let subscribers = Subscribers::default();
+        let mut behind = subscribers.subscribe();
+        for i in 0..1000 {
+            subscribers.publish(format!("{i}\n").into_bytes());
+        }
+        let chunk = futures::executor::block_on(behind.next()).unwrap();
+        assert_eq!(chunk.iter().filter(|&&b| b == b'\n').count(), 1000);
+        assert!(chunk.starts_with(b"0\n1\n") && chunk.ends_with(b"999\n"));
     }
 
     #[test]
@@ -67,39 +170,45 @@ mod tests {
         let gone = subscribers.subscribe();
         let stays = subscribers.subscribe();
         drop(gone);
-        subscribers.publish(b"x\n");
-        assert_eq!(subscribers.senders.borrow().len(), 1);
+        subscribers.publish(b"x\n".to_vec());
+        assert_eq!(subscribers.backlogs.borrow().len(), 1);
         subscribers.close_all();
-        assert_eq!(
-            futures::executor::block_on(stays.collect::<Vec<_>>()).len(),
-            1
-        );
+        assert_eq!(drain(stays), b"x\n");
     }
 
     #[test]
     fn a_lagging_subscriber_is_cut_off_instead_of_growing_memory() {
         let subscribers = Subscribers::default();
-        let mut lagging = subscribers.subscribe();
+        let lagging = subscribers.subscribe();
         let mut reading = subscribers.subscribe();
-        for i in 0..SUBSCRIBER_QUEUE * 2 {
-            subscribers.publish(format!("{i}\n").as_bytes());
+        let line = vec![b'x'; 1023]
+            .into_iter()
+            .chain([b'\n'])
+            .collect::<Vec<u8>>();
+        let lines = 2 * SUBSCRIBER_BACKLOG_BYTES / line.len();
+        for _ in 0..lines {
+            subscribers.publish(line.clone());
             // One subscriber keeps up.
-            assert!(reading.try_recv().is_ok());
+            assert!(futures::executor::block_on(reading.next()).is_some());
         }
         assert_eq!(
-            subscribers.senders.borrow().len(),
+            subscribers.backlogs.borrow().len(),
             1,
             "the lagging one was dropped"
         );
-        let mut queued = 0;
-        while lagging.try_recv().is_ok() {
-            queued += 1;
-        }
-        assert!(
-            queued <= SUBSCRIBER_QUEUE + 1,
-            "its queue stayed bounded: {queued}"
-        );
-        // Its stream ends, so its client reconnects with `after`.
-        assert_eq!(futures::executor::block_on(lagging.next()), None);
+        // It delivers the whole lines it held, then ends, so its client resumes with `after`.
+        let held = drain(lagging);
+        assert!(held.len() <= SUBSCRIBER_BACKLOG_BYTES, "{}", held.len());
+        assert_eq!(held.len() % line.len(), 0);
+        assert!(!held.is_empty());
+    }
+
+    #[test]
+    fn dropping_the_subscribers_ends_the_streams() {
+        let subscribers = Subscribers::default();
+        let subscription = subscribers.subscribe();
+        subscribers.publish(b"last\n".to_vec());
+        drop(subscribers);
+        assert_eq!(drain(subscription), b"last\n");
     }
 }

@@ -1,4 +1,5 @@
-//! Small HTTP helpers shared by the routes: JSON bodies in and out, NDJSON streams, cookies, query values.
+//! Small HTTP helpers shared by the routes: JSON bodies in and out, NDJSON streams, cookies, query values, and
+//! the security headers every API response carries (the static pages get theirs from `public/_headers`).
 
 use futures::Stream;
 use serde::de::DeserializeOwned;
@@ -10,16 +11,30 @@ use crate::error::{ApiError, ApiResult};
 /// Largest JSON request body we read; a larger one is refused before it is parsed.
 pub const MAX_JSON_BODY: usize = 512 * 1024;
 
+/// The policy of every API response: it is data, never a page, so it may load nothing, run nothing and be
+/// framed by no one, even if a browser were talked into rendering it.
+const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
+
+/// The headers of every API response (JSON, NDJSON, 204), the Durable Object's included, so every route and the
+/// one error mapping get them from here: never cached, never MIME-sniffed, inert as a document.
+fn api_headers(content_type: Option<&str>) -> Headers {
+    let headers = Headers::new();
+    if let Some(content_type) = content_type {
+        let _ = headers.set("Content-Type", content_type);
+    }
+    let _ = headers.set("Cache-Control", "no-store");
+    let _ = headers.set("X-Content-Type-Options", "nosniff");
+    let _ = headers.set("Content-Security-Policy", API_CSP);
+    headers
+}
+
 /// A JSON response with `status`.
 pub fn json<T: Serialize>(status: u16, body: &T) -> Response {
     let bytes = serde_json::to_vec(body).expect("response bodies serialize");
-    let headers = Headers::new();
-    let _ = headers.set("Content-Type", "application/json");
-    let _ = headers.set("Cache-Control", "no-store");
     Response::from_bytes(bytes)
         .expect("a byte body is always accepted")
         .with_status(status)
-        .with_headers(headers)
+        .with_headers(api_headers(Some("application/json")))
 }
 
 /// A 204.
@@ -27,6 +42,7 @@ pub fn no_content() -> Response {
     Response::empty()
         .expect("an empty body is always accepted")
         .with_status(204)
+        .with_headers(api_headers(None))
 }
 
 /// An NDJSON stream. Explicitly uncompressed: a gzipping proxy (and local dev) holds a compressed stream back
@@ -35,10 +51,8 @@ pub fn ndjson<S>(stream: S) -> ApiResult<Response>
 where
     S: Stream<Item = Result<Vec<u8>, worker::Error>> + 'static,
 {
-    let headers = Headers::new();
-    headers.set("Content-Type", "application/x-ndjson")?;
+    let headers = api_headers(Some("application/x-ndjson"));
     headers.set("Content-Encoding", "identity")?;
-    headers.set("Cache-Control", "no-store")?;
     headers.set("X-Accel-Buffering", "no")?;
     Ok(Response::from_stream(stream)?.with_headers(headers))
 }

@@ -31,8 +31,9 @@ async fn route(req: Request, env: &Env) -> ApiResult<Response> {
     let path = req.path();
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let method = req.method();
-    if method != Method::Get && method != Method::Head && segments.first() == Some(&"api") {
-        check_origin(&req)?;
+    let state_changing = method != Method::Get && method != Method::Head;
+    if segments.first() == Some(&"api") && (state_changing || req.headers().has("Upgrade")?) {
+        check_origin(&req, env)?;
     }
     match (method, segments.as_slice()) {
         (Method::Post, ["internal", "stream"]) => v15::callback(req, env).await,
@@ -66,13 +67,18 @@ async fn route(req: Request, env: &Env) -> ApiResult<Response> {
 }
 
 /// State-changing API calls must come from our own pages: a request whose `Origin` names another site is
-/// refused (browsers send `Origin` on every cross-site POST/PUT/DELETE). Non-browser clients send none.
-fn check_origin(req: &Request) -> ApiResult<()> {
+/// refused (browsers send `Origin` on every cross-site POST/PUT/DELETE). So is a WebSocket upgrade from another
+/// site: the legacy socket acts with the user's cookie, and CORS does not apply to WebSockets (browsers always
+/// send `Origin` on them). Non-browser clients send none. This backs up the SameSite=Strict cookie.
+/// `ALLOWED_ORIGINS` (comma-separated) adds origins that front this Worker, e.g. `trunk serve` on port 8080 in
+/// local UI development, whose proxy forwards the browser's Origin unchanged.
+fn check_origin(req: &Request, env: &Env) -> ApiResult<()> {
     let Some(origin) = req.headers().get("Origin")? else {
         return Ok(());
     };
     let own = req.url()?.origin().ascii_serialization();
-    if origin == own {
+    let allowed = config::var(env, "ALLOWED_ORIGINS").unwrap_or_default();
+    if origin == own || allowed.split(',').any(|a| a.trim() == origin) {
         Ok(())
     } else {
         Err(ApiError::Forbidden("cross-site request refused".into()))

@@ -8,8 +8,8 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use futures::StreamExt as _;
 use tokio::time::Instant;
-use tokio_stream::StreamExt as _;
 use vf_protocol::api::CallbackReceipt;
 use vf_protocol::{AgentLine, Event};
 
@@ -30,7 +30,8 @@ const STABLE_CONNECTION: Duration = Duration::from_secs(5);
 const MAX_JOURNAL_BYTES: usize = 256 * 1024 * 1024;
 
 /// One long-lived chunked POST per connection. The request runs in its own task; its body is whatever the channel
-/// yields, one chunk per line, so each line leaves as soon as it is written.
+/// yields: a line leaves as soon as it is written, as its own chunk, and lines that queued up while the connection
+/// was busy (a burst) leave together, as one chunk. The DO pays per chunk (a read, a transaction), not per line.
 ///
 /// Every numbered line is also kept in a journal. When the connection breaks, the agent opens a new POST and
 /// resends the journal from the start: the DO drops every line whose `aseq` it already stored, so nothing is lost
@@ -161,7 +162,12 @@ fn post(
     JoinHandle<reqwest::Result<reqwest::Response>>,
 ) {
     let (body, lines) = mpsc::channel::<Bytes>(CALLBACK_QUEUE);
-    let stream = tokio_stream::wrappers::ReceiverStream::new(lines).map(Ok::<_, std::io::Error>);
+    let stream = tokio_stream::wrappers::ReceiverStream::new(lines)
+        .ready_chunks(CALLBACK_QUEUE)
+        .map(|mut ready| match ready.len() {
+            1 => Ok::<_, std::io::Error>(ready.pop().unwrap_or_default()),
+            _ => Ok(Bytes::from(ready.concat())),
+        });
     let request = client
         .post(url)
         .bearer_auth(jwt)

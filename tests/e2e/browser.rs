@@ -1,0 +1,385 @@
+//! The app in headless Chromium against the real stack: streaming, reload, two windows, stop, flag, phone width.
+
+use std::panic::AssertUnwindSafe;
+
+use futures::FutureExt;
+use serde_json::{json, Value};
+use vf_e2e::browser::{squash, Shown};
+use vf_e2e::stack::repo_root;
+use vf_e2e::{Browser, Client, Page, Stack};
+use vf_protocol::transcript::{Role, Status, Transcript};
+
+use crate::durable::wait_for_terminal;
+
+/// The session's stored log (`events?after=0`, once it ends with a terminal event), reduced.
+async fn stored(api: &Client, session_id: &str) -> Transcript {
+    let mut transcript = Transcript::default();
+    for line in wait_for_terminal(api, session_id).await {
+        transcript.apply(&line.envelope);
+    }
+    transcript
+}
+
+/// The `data-status` the app gives a message with this status.
+fn status_name(status: &Status) -> &'static str {
+    match status {
+        Status::Streaming => "streaming",
+        Status::Done { .. } => "done",
+        Status::Stopped => "stopped",
+        Status::Failed { .. } => "failed",
+    }
+}
+
+/// Text as words without the markdown around them: rendered markdown keeps the words but not the code fences, the
+/// blanks between paragraphs, or a separator between an answer's text parts.
+fn words(text: &str) -> String {
+    text.lines()
+        .filter(|line| !line.trim_start().starts_with("```"))
+        .flat_map(str::split_whitespace)
+        .collect()
+}
+
+/// The page shows exactly the stored conversation: the same messages, roles, statuses and words.
+fn assert_shows(shown: &[Shown], transcript: &Transcript) {
+    let expected: Vec<Shown> = transcript
+        .messages
+        .iter()
+        .map(|m| Shown {
+            role: match m.role {
+                Role::User => "user",
+                Role::Assistant => "assistant",
+            }
+            .to_string(),
+            status: status_name(&m.status).to_string(),
+            text: words(&m.text()),
+        })
+        .collect();
+    let shown: Vec<Shown> = shown
+        .iter()
+        .map(|m| Shown {
+            text: words(&m.text),
+            ..m.clone()
+        })
+        .collect();
+    assert_eq!(shown, expected, "the page shows the stored transcript");
+}
+
+/// The last message shown is an answer that ended `done` (the error banner is in the message if not).
+async fn assert_done(page: &Page, shown: &[Shown]) {
+    if shown.last().is_none_or(|m| m.status != "done") {
+        panic!(
+            "the answer ended done: {shown:?}; error banner {:?}",
+            page.banner().await
+        );
+    }
+}
+
+/// `count` messages are shown and the last one, an answer, has finished (whatever its ending).
+fn finished(count: usize) -> impl Fn(&[Shown]) -> bool {
+    move |m: &[Shown]| {
+        m.len() == count
+            && m.last()
+                .is_some_and(|a| a.role == "assistant" && a.status != "streaming")
+    }
+}
+
+/// The last message is an answer still streaming, with some text already shown.
+fn streaming_with_text(m: &[Shown]) -> bool {
+    m.last().is_some_and(|a| {
+        a.role == "assistant" && a.status == "streaming" && !a.text.trim().is_empty()
+    })
+}
+
+/// The recorded states in which the answer at `index` was streaming with text, as the text shown.
+fn partial_texts(states: &[Vec<Shown>], index: usize) -> Vec<String> {
+    states
+        .iter()
+        .filter_map(|state| state.get(index))
+        .filter(|m| m.status == "streaming" && !m.text.trim().is_empty())
+        .map(|m| squash(&m.text))
+        .collect()
+}
+
+/// A fixture's final answer, from its `result` line.
+fn fixture_answer(name: &str) -> String {
+    let path = repo_root().join(format!("sandbox/fixtures/{name}.jsonl"));
+    std::fs::read_to_string(&path)
+        .expect("the fixture")
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .find(|line| line["type"] == "result")
+        .and_then(|line| line["result"].as_str().map(str::to_string))
+        .expect("the fixture ends with a result")
+}
+
+/// A signed-in browser on a new session: the browser, the page and the session id.
+async fn new_chat(stack: &Stack) -> (Browser, Page, String) {
+    let browser = Browser::start().await;
+    let page = browser.page(&stack.base).await;
+    page.sign_in().await;
+    let session = page.new_session().await;
+    (browser, page, session)
+}
+
+/// Log in by pasting a token, create a session, send a prompt: the answer is shown streaming, its text growing,
+/// then done with the whole text, which is the stored transcript's.
+pub async fn browser_streams_an_answer_live(stack: &Stack) {
+    let (_browser, page, session) = new_chat(stack).await;
+    page.record().await;
+    page.send("[fixture:text][delay:150] hello").await;
+    let shown = page
+        .wait_for_messages("the answer to finish", finished(2))
+        .await;
+    assert_done(&page, &shown).await;
+    assert_shows(&shown, &stored(&page.api().await, &session).await);
+
+    let states = page.recorded().await;
+    let partial = partial_texts(&states, 1);
+    let full = squash(&shown[1].text);
+    assert!(
+        partial
+            .iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+            >= 2,
+        "the answer grew on screen while it streamed: {states:?}"
+    );
+    // The last deltas may all be on screen before `done` arrives; the first streamed text is a strict beginning.
+    assert!(
+        partial.iter().all(|p| full.starts_with(p.as_str())) && partial[0].len() < full.len(),
+        "while streaming, the page showed a beginning of the answer: {partial:?} vs {full:?}"
+    );
+    assert!(
+        partial.windows(2).all(|w| w[1].starts_with(w[0].as_str())),
+        "the shown text only grew: {partial:?}"
+    );
+    let last_streaming = states
+        .iter()
+        .rposition(|s| s.get(1).is_some_and(|m| m.status == "streaming"))
+        .expect("a streaming state");
+    let first_done = states
+        .iter()
+        .position(|s| s.get(1).is_some_and(|m| m.status == "done"))
+        .expect("a done state");
+    assert!(last_streaming < first_done, "streaming, then done");
+    page.close().await;
+}
+
+/// A reload mid-answer rejoins the running answer: it completes with nothing duplicated or missing.
+pub async fn browser_reload_mid_answer_loses_nothing(stack: &Stack) {
+    let (_browser, page, session) = new_chat(stack).await;
+    let prompt = "[fixture:text][delay:400] reload me";
+    page.send(prompt).await;
+    page.wait_for_messages("the answer to start", streaming_with_text)
+        .await;
+    page.client.refresh().await.expect("reload");
+    page.record().await;
+    let shown = page
+        .wait_for_messages("the answer to finish after the reload", finished(2))
+        .await;
+    assert_eq!(shown[0].role, "user");
+    assert_eq!(shown[0].text, prompt, "the prompt, once");
+    assert_done(&page, &shown).await;
+    assert_shows(&shown, &stored(&page.api().await, &session).await);
+    let states = page.recorded().await;
+    assert!(
+        !partial_texts(&states, 1).is_empty(),
+        "after the reload the answer was still streaming, and was shown live: {states:?}"
+    );
+    assert!(
+        states.iter().all(|s| s.len() <= 2),
+        "never more than the one turn on screen: {states:?}"
+    );
+    page.close().await;
+}
+
+/// A second window opened on the session mid-answer joins the same live stream; both end with the same text.
+pub async fn browser_second_window_sees_the_same_stream(stack: &Stack) {
+    let (_browser, page, session) = new_chat(stack).await;
+    page.record().await;
+    page.send("[fixture:text][delay:400] two windows").await;
+    page.wait_for_messages("the answer to start", streaming_with_text)
+        .await;
+    let first = page.client.window().await.expect("the first window");
+    let second = page
+        .client
+        .new_window(false)
+        .await
+        .expect("a second window")
+        .handle;
+    page.client
+        .switch_to_window(second)
+        .await
+        .expect("switch to the second window");
+    page.open(&format!("/s/{session}")).await;
+    page.record().await;
+    let in_second = page
+        .wait_for_messages("the answer to finish in the second window", finished(2))
+        .await;
+    let second_states = page.recorded().await;
+    page.client
+        .switch_to_window(first)
+        .await
+        .expect("switch back to the first window");
+    let in_first = page
+        .wait_for_messages("the answer to finish in the first window", finished(2))
+        .await;
+    let first_states = page.recorded().await;
+
+    assert_eq!(
+        in_first, in_second,
+        "both windows show the same conversation"
+    );
+    assert_done(&page, &in_first).await;
+    assert_shows(&in_first, &stored(&page.api().await, &session).await);
+    assert!(
+        !partial_texts(&second_states, 1).is_empty(),
+        "the second window joined the answer live: {second_states:?}"
+    );
+    assert!(
+        !partial_texts(&first_states, 1).is_empty(),
+        "the first window streamed it: {first_states:?}"
+    );
+    page.close().await;
+}
+
+/// Stop ends a running answer as stopped, and the session takes the next prompt.
+pub async fn browser_stop_ends_the_answer(stack: &Stack) {
+    let (_browser, page, session) = new_chat(stack).await;
+    page.send("[fixture:hang] think forever").await;
+    page.wait_for_messages("the answer to start", streaming_with_text)
+        .await;
+    page.click("stop").await;
+    let shown = page
+        .wait_for_messages("the answer to stop", finished(2))
+        .await;
+    assert_eq!(shown[1].status, "stopped", "{shown:?}");
+    let api = page.api().await;
+    assert_shows(&shown, &stored(&api, &session).await);
+
+    page.send("[fixture:text] and now?").await;
+    let shown = page
+        .wait_for_messages("the next answer to finish", finished(4))
+        .await;
+    assert_done(&page, &shown).await;
+    assert_eq!(squash(&shown[3].text), squash(&fixture_answer("text")));
+    assert_shows(&shown, &stored(&api, &session).await);
+    page.close().await;
+}
+
+async fn set_flags(stack: &Stack, body: Value) {
+    let response = reqwest::Client::new()
+        .put(format!("{}/api/admin/flags", stack.base))
+        .bearer_auth(&stack.secrets.admin)
+        .json(&body)
+        .send()
+        .await
+        .expect("PUT /api/admin/flags");
+    assert_eq!(response.status().as_u16(), 200, "flags update {body}");
+}
+
+/// With the flag off (rollout 0 %) the app takes the legacy WebSocket: the badge says so and the answer arrives
+/// with nothing stored. `?transport=do` overrides the flag, and is remembered. The flag is restored whatever
+/// happens.
+pub async fn browser_flag_off_uses_the_legacy_websocket(stack: &Stack) {
+    set_flags(stack, json!({ "rolloutPercent": 0, "kill": false })).await;
+    let outcome = AssertUnwindSafe(legacy_then_override(stack))
+        .catch_unwind()
+        .await;
+    set_flags(stack, json!({ "rolloutPercent": 100, "kill": false })).await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+async fn legacy_then_override(stack: &Stack) {
+    let (_browser, page, session) = new_chat(stack).await;
+    let api = page.api().await;
+    let flags: Value = api.get("/api/flags").await.json().await.expect("flags");
+    assert_eq!(
+        flags["agentChat"], false,
+        "the flag is off for this user: {flags}"
+    );
+    page.wait_for_attribute("connection", "data-transport", "ws")
+        .await;
+
+    let prompt = "[fixture:text][delay:60] over the socket";
+    page.send(prompt).await;
+    let shown = page
+        .wait_for_messages("the legacy answer to finish", finished(2))
+        .await;
+    assert_eq!(shown[0].text, prompt);
+    assert_done(&page, &shown).await;
+    assert_eq!(squash(&shown[1].text), squash(&fixture_answer("text")));
+    let log = api.events(&session, 0).await.collect().await;
+    assert!(
+        log.iter().all(|l| l.envelope.seq.is_none()),
+        "nothing was stored: the answer came over the WebSocket, not the DO: {:?}",
+        log.iter()
+            .map(|l| l.envelope.event.kind())
+            .collect::<Vec<_>>()
+    );
+
+    page.open(&format!("/s/{session}?transport=do")).await;
+    page.wait_for_attribute("connection", "data-transport", "do")
+        .await;
+    page.send("[fixture:text] back on the durable path").await;
+    let shown = page
+        .wait_for_messages("the durable answer to finish", finished(2))
+        .await;
+    assert_done(&page, &shown).await;
+    assert_shows(&shown, &stored(&api, &session).await);
+    assert_eq!(
+        page.js("return localStorage.getItem('vf-transport');")
+            .await,
+        "do",
+        "the override is remembered"
+    );
+    page.close().await;
+}
+
+/// At 375 px wide a finished chat (markdown, a code block, an open tool card) fits without horizontal scrolling;
+/// the screenshot is kept as `tests/artifacts/chat-375.png`.
+pub async fn browser_chat_fits_a_375px_phone(stack: &Stack) {
+    let browser = Browser::start().await;
+    let page = browser.page(&stack.base).await;
+    page.client
+        .set_window_size(375, 812)
+        .await
+        .expect("a phone-sized window");
+    page.sign_in().await;
+    let session = page.new_session().await;
+    page.send("[fixture:demo][delay:5] What is this project?")
+        .await;
+    let shown = page
+        .wait_for_messages("the answer to finish", finished(2))
+        .await;
+    assert_done(&page, &shown).await;
+    assert_shows(&shown, &stored(&page.api().await, &session).await);
+    // Open the tool cards (their input and output are the widest content), then show the end of the answer.
+    page.js(
+        "document.querySelectorAll('[data-testid=\"tool-call\"]').forEach(d => d.open = true);
+         window.scrollTo(0, document.documentElement.scrollHeight);",
+    )
+    .await;
+    assert_eq!(
+        page.js("return window.innerWidth;").await,
+        375,
+        "the viewport is a phone's"
+    );
+    let overflow = page
+        .js("return [document.documentElement.scrollWidth, document.body.scrollWidth];")
+        .await;
+    let path = repo_root().join("tests/artifacts/chat-375.png");
+    page.screenshot(&path).await;
+    println!("    screenshot: {}", path.display());
+    assert!(
+        overflow
+            .as_array()
+            .expect("widths")
+            .iter()
+            .all(|w| w.as_u64().is_some_and(|w| w <= 375)),
+        "no horizontal scroll at 375 px: scrollWidth (html, body) = {overflow}"
+    );
+    page.close().await;
+}
