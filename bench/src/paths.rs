@@ -15,6 +15,13 @@ use crate::direct::Workerd;
 use crate::floor::{Loopback, RelayWorker};
 use crate::measure::{now_us, Recorder};
 
+/// One replay as the client saw it: µs from the request to its first and last byte, and the lines it got.
+pub struct Replay {
+    pub first_byte_us: u64,
+    pub last_byte_us: u64,
+    pub lines: u64,
+}
+
 pub struct Bench {
     pub stack: Stack,
     /// The app's own workerd (see [`crate::direct`]): every request of the bench goes there.
@@ -199,8 +206,8 @@ impl Bench {
         recorder
     }
 
-    /// `GET /api/v15/sessions/{id}/events?after=N` to its end: (µs from send to the last byte, lines).
-    pub async fn replay(&self, session: &str, after: u64) -> (u64, u64) {
+    /// `GET /api/v15/sessions/{id}/events?after=N` to its end.
+    pub async fn replay(&self, session: &str, after: u64) -> Replay {
         let sent = now_us();
         let mut response = self
             .user
@@ -214,10 +221,18 @@ impl Bench {
             .await
             .expect("GET events");
         assert_eq!(response.status().as_u16(), 200, "events");
-        let mut lines = 0;
+        let mut replay = Replay {
+            first_byte_us: 0,
+            last_byte_us: 0,
+            lines: 0,
+        };
         while let Some(chunk) = response.chunk().await.expect("the replay reads") {
-            lines += chunk.iter().filter(|&&b| b == b'\n').count() as u64;
+            if replay.lines == 0 {
+                replay.first_byte_us = now_us() - sent;
+            }
+            replay.lines += chunk.iter().filter(|&&b| b == b'\n').count() as u64;
         }
-        (now_us() - sent, lines)
+        replay.last_byte_us = now_us() - sent;
+        replay
     }
 }

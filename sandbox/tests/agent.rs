@@ -415,7 +415,7 @@ async fn synthetic_mode_streams_stamped_deltas_through_the_callback_without_a_cl
         &[
             ("VF_CALLBACK_URL", &url),
             ("VF_STREAM_JWT", JWT),
-            ("VF_SYNTHETIC", "20:300:2000"),
+            ("VF_SYNTHETIC", "20:300:2000:50000"),
             // Would fail the run if the CLI were started.
             ("VF_CLAUDE_BIN", "/nonexistent/claude"),
         ],
@@ -443,6 +443,14 @@ async fn synthetic_mode_streams_stamped_deltas_through_the_callback_without_a_cl
     }
     assert!(stamps.windows(2).all(|w| w[0] < w[1]), "{stamps:?}");
     assert!(before <= stamps[0] && stamps[19] <= after);
+    // The first delta waits out the 50 ms pause after session-init.
+    let init_arrived = received.lines[0].0;
+    let first_arrived = received.lines[1].0;
+    assert!(
+        first_arrived - init_arrived >= Duration::from_millis(45),
+        "{:?}",
+        first_arrived - init_arrived
+    );
     // Paced on a fixed schedule 2 ms apart from the start (the first one may itself be a little late): the 19
     // intervals take about 38 ms, not nothing.
     assert!(stamps[19] - stamps[0] >= 36_000, "{stamps:?}");

@@ -22,7 +22,7 @@ use worker::{durable_object, DurableObject, Env, Method, Request, Response, Stat
 use crate::auth;
 use crate::config;
 use crate::error::{ApiError, ApiResult};
-use crate::event_log::{EventLog, Execution, Outcome};
+use crate::event_log::{EventLog, Execution, Outcome, Replay};
 use crate::fanout::{Subscribers, Subscription};
 use crate::http;
 use crate::sandbox::{SandboxClient, SandboxError};
@@ -35,9 +35,6 @@ const WATCHDOG_MS: u64 = 60 * 1000;
 const HEARTBEAT_MS: u64 = 15 * 1000;
 /// When the watchdog looks after a callback ended without a terminal event.
 const AFTER_CALLBACK_LOSS_MS: i64 = 500;
-/// A replay is read and sent in pages of at most this many events, or this many bytes (plus one event).
-const REPLAY_PAGE_ROWS: usize = 4096;
-const REPLAY_PAGE_BYTES: usize = 512 * 1024;
 
 /// What the Worker forwards to `/chat`: the user's request plus what only the Worker knows.
 #[derive(Serialize, Deserialize)]
@@ -194,36 +191,26 @@ impl Agent {
     /// `GET /events?after=N`: the stored tail, then live events while an execution runs. The tail ends at the
     /// newest seq at the moment of subscribing, and both happen with no await in between, so nothing falls
     /// through the gap or arrives twice. The first page goes out at once; later pages are read as the client
-    /// takes them, so a long session replays in bounded memory.
+    /// takes them (see [`Replay`]).
     fn handle_events(self: Rc<Self>, after: u64) -> ApiResult<Response> {
-        let upto = self.log.last_seq();
-        let mut first = Vec::new();
-        let read =
-            self.log
-                .read_page(after, upto, REPLAY_PAGE_ROWS, REPLAY_PAGE_BYTES, &mut first)?;
+        let mut replay = Replay::new(after, self.log.last_seq());
+        let first = replay.next_page(&self.log)?.unwrap_or_default();
         let live = self.log.running()?.map(|_| self.subscribers.subscribe());
-        let rest = match read {
-            Some(last) if last < upto => self.clone().replay_pages(last, upto),
-            _ => stream::empty().boxed_local(),
+        let rest = match replay.is_done() {
+            true => stream::empty().boxed_local(),
+            false => self.clone().replay_pages(replay),
         };
         self.stream(stream::iter([first]).chain(rest), live)
     }
 
-    /// The stored events with `after < seq <= upto`, one page per read. A failing read ends the stream (logged);
-    /// the client resumes from the last seq it got.
-    fn replay_pages(self: Rc<Self>, after: u64, upto: u64) -> LocalBoxStream<'static, Vec<u8>> {
-        stream::unfold(Some(after), move |after| {
+    /// The rest of a replay, one page per read. A failing read ends the stream (logged); the client resumes
+    /// from the last seq it got.
+    fn replay_pages(self: Rc<Self>, replay: Replay) -> LocalBoxStream<'static, Vec<u8>> {
+        stream::unfold(replay, move |mut replay| {
             let agent = self.clone();
             async move {
-                let mut page = Vec::new();
-                match agent.log.read_page(
-                    after?,
-                    upto,
-                    REPLAY_PAGE_ROWS,
-                    REPLAY_PAGE_BYTES,
-                    &mut page,
-                ) {
-                    Ok(Some(last)) => Some((page, (last < upto).then_some(last))),
+                match replay.next_page(&agent.log) {
+                    Ok(Some(page)) => Some((page, replay)),
                     Ok(None) => None,
                     Err(e) => {
                         worker::console_error!("replay: {e}");
@@ -515,14 +502,8 @@ impl Agent {
         };
         let mut body = BodyReader::new(&req)?;
         let mut batch = Vec::new();
-        let mut dbg_chunks = 0u64;
-        let mut dbg_bytes = 0usize;
-        let mut dbg_max = 0usize;
         while let Some(chunk) = body.next().await {
             let Ok(chunk) = chunk else { break };
-            dbg_chunks += 1;
-            dbg_bytes += chunk.len();
-            dbg_max = dbg_max.max(chunk.len());
             // Once the execution is over (its terminal event, a cancel, the watchdog), the rest of the body is
             // read and dropped: answering before the body ends would make workerd fail the request stream.
             if ingest.terminal || !self.is_live(&execution_id) {
@@ -533,7 +514,7 @@ impl Agent {
             if body.backlogged() {
                 // More is waiting: let this batch's commit and its bytes to the clients go out before the
                 // next (larger) batch takes the thread.
-                worker::Delay::from(std::time::Duration::ZERO).await;
+                at_once().await;
             }
         }
         if !ingest.terminal && self.is_live(&execution_id) {
@@ -541,10 +522,6 @@ impl Agent {
             self.store_batch(&execution_id, &mut ingest, &mut batch)?;
         }
         self.touch(&execution_id, Some(false));
-        worker::console_log!(
-            "DBG callback chunks={dbg_chunks} bytes={dbg_bytes} max={dbg_max} stored={}",
-            ingest.stored
-        );
         if !ingest.terminal && self.is_live(&execution_id) {
             // The body ended without a terminal event: the agent died, or its connection broke and it will
             // reconnect and resend. The watchdog tells which, soon: at once if the process is gone, else after
@@ -714,11 +691,12 @@ impl Agent {
 /// The callback body, read so that a burst is stored in a few large transactions and a lone line at once.
 ///
 /// Each transaction costs a commit (the runtime writes and syncs the pages it touched), so the DO should store
-/// as many lines per turn as have arrived, but never wait for lines that have not. After a read, the reader
-/// starts the next one and races it against a zero timer: a read whose bytes were already there completes
-/// first and joins the batch; otherwise the batch goes out and the read stays pending for the next call. The
-/// batch limit starts small after every pause, so the first lines of a burst go out without waiting for a large
-/// batch, and doubles while batches fill. Reads use a BYOB reader: the default one hands out at most 4 KB.
+/// as many lines per turn as have arrived, but never wait for lines that have not. Every read races a zero
+/// timer: a read whose bytes were already there completes first. When the first read of a batch loses, the body
+/// has paused, and whatever comes next goes out alone, at once: it is what a watching client waits for. When it
+/// wins, a burst is on, and the batch takes every read that wins after it, up to a limit that starts small after
+/// each pause and doubles while batches fill; the first read to lose stays pending for the next batch. Reads use
+/// a BYOB reader: the default one hands out at most 4 KB.
 struct BodyReader {
     reader: JsValue,
     read: js_sys::Function,
@@ -752,7 +730,7 @@ impl BodyReader {
         })
     }
 
-    /// Whether the last batch stopped at the limit rather than at the end of what had arrived.
+    /// Whether a burst is on (the last batches filled up).
     fn backlogged(&self) -> bool {
         self.limit > Self::MIN_BATCH
     }
@@ -774,24 +752,29 @@ impl BodyReader {
         if self.ended {
             return Ok(None);
         }
-        let first = match self.pending.take() {
+        let mut read = match self.pending.take() {
             Some(read) => read,
             None => self.start_read()?,
         };
-        let Some(mut bytes) = self.finish_read(first.await?)? else {
+        let first = match futures::future::select(&mut read, at_once()).await {
+            futures::future::Either::Left((first, _)) => first?,
+            futures::future::Either::Right(_) => {
+                self.limit = Self::MIN_BATCH;
+                return self.finish_read(read.await?);
+            }
+        };
+        let Some(mut bytes) = self.finish_read(first)? else {
             return Ok(None);
         };
         while bytes.len() < self.limit {
             let mut read = self.start_read()?;
-            let at_once = worker::Delay::from(std::time::Duration::ZERO);
-            match futures::future::select(&mut read, at_once).await {
-                futures::future::Either::Left((result, _)) => match self.finish_read(result?)? {
+            match futures::future::select(&mut read, at_once()).await {
+                futures::future::Either::Left((more, _)) => match self.finish_read(more?)? {
                     Some(more) => bytes.extend_from_slice(&more),
                     None => return Ok(Some(bytes)),
                 },
                 futures::future::Either::Right(_) => {
                     self.pending = Some(read);
-                    self.limit = Self::MIN_BATCH;
                     return Ok(Some(bytes));
                 }
             }
@@ -821,6 +804,12 @@ impl BodyReader {
         self.buffer = Some(filled.buffer());
         Ok(Some(filled.to_vec()))
     }
+}
+
+/// A timer that fires once the runtime has run everything already due: a read that loses the race to it was
+/// waiting for bytes that had not arrived.
+fn at_once() -> worker::Delay {
+    worker::Delay::from(std::time::Duration::ZERO)
 }
 
 enum Verdict {

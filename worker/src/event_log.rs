@@ -66,6 +66,16 @@ fn text(v: &str) -> SqlStorageValue {
     SqlStorageValue::String(v.to_string())
 }
 
+/// The layout of `events.body` (see [`EventLog::open`]).
+const EVENTS_FORMAT: &str = "2";
+
+/// A replay page holds about this many bytes; the first holds [`FIRST_PAGE_ROWS`] events, so that a client sees
+/// the start of a long replay at once and a page of the largest events (1 MB each) stays small, and later
+/// pages grow fourfold while they stay well under the byte target, up to [`MAX_PAGE_ROWS`].
+const PAGE_BYTES: usize = 1024 * 1024;
+const FIRST_PAGE_ROWS: usize = 4;
+const MAX_PAGE_ROWS: usize = 8192;
+
 /// Events per INSERT statement: each row binds 3 values and the execution id is bound once, under the 100 bound
 /// parameters a Durable Object's SQLite takes per statement.
 pub const ROWS_PER_INSERT: usize = 33;
@@ -120,6 +130,17 @@ impl EventLog {
             .and_then(|v| v.parse::<i64>().ok())
             .unwrap_or(0);
         log.next_seq.set(max_row.max(floor) as u64 + 1);
+        // Since format 2 a row's body is its whole wire line (`{"seq":…,"executionId":…,…}`), so that replay is
+        // one concatenation in SQLite. Rows written before are rewritten once, the way `Envelope::stored_line`
+        // builds a line; a new log has none and only records the format.
+        if log.meta("eventsFormat")?.as_deref() != Some(EVENTS_FORMAT) {
+            log.update(
+                "UPDATE events SET body = '{\"seq\":' || seq || ',\"executionId\":' || json_quote(execution_id) \
+                 || iif(length(body) > 2, ',' || substr(body, 2), '}')",
+                vec![],
+            )?;
+            log.set_meta("eventsFormat", EVENTS_FORMAT)?;
+        }
         Ok(log)
     }
 
@@ -145,7 +166,7 @@ impl EventLog {
     }
 
     /// Appends events of one execution, assigning seqs, and writes their wire lines into `out`: one INSERT per
-    /// [`ROWS_PER_INSERT`] events, each event serialized once, for the row and for the line.
+    /// [`ROWS_PER_INSERT`] events, each event serialized once; the row keeps the same line.
     pub fn append(&self, execution_id: &str, events: &[Event], out: &mut Vec<u8>) -> ApiResult<()> {
         for group in events.chunks(ROWS_PER_INSERT) {
             let first = self.next_seq.get();
@@ -153,10 +174,13 @@ impl EventLog {
             bindings.push(text(execution_id));
             for (seq, event) in (first..).zip(group) {
                 let body = serde_json::to_string(event).expect("events serialize");
+                let start = out.len();
                 Envelope::stored_line(seq, execution_id, &body, out);
+                // The row keeps the line without its newline.
+                let line = String::from_utf8_lossy(&out[start..out.len() - 1]).into_owned();
                 bindings.push(int(seq));
                 bindings.push(SqlStorageValue::String(event.kind().to_string()));
-                bindings.push(SqlStorageValue::String(body));
+                bindings.push(SqlStorageValue::String(line));
             }
             self.sql
                 .exec(&insert_statement(group.len()), bindings)
@@ -166,44 +190,42 @@ impl EventLog {
         Ok(())
     }
 
-    /// Writes the wire lines of the events with `after < seq <= upto` into `out`, in order: at most `rows` of
-    /// them, and none after `out` reached `max_bytes`. Returns the seq of the last one written (None: there were
-    /// none). Replay reads page by page, so a session of any length streams in bounded memory, each page one
-    /// range scan of the primary key.
-    pub fn read_page(
+    /// Writes the wire lines of the first `rows` events with `after < seq <= upto` into `out`, in order; returns
+    /// the seq of the last one (None: there were none). SQLite joins the stored lines into one string, so a
+    /// page is one call and one value, whatever its length.
+    fn read_page(
         &self,
         after: u64,
         upto: u64,
         rows: usize,
-        max_bytes: usize,
         out: &mut Vec<u8>,
     ) -> ApiResult<Option<u64>> {
-        let cursor = self
+        let row = self
             .sql
             .exec(
-                "SELECT seq, execution_id, body FROM events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+                "SELECT max(seq), group_concat(body, char(10) ORDER BY seq) FROM \
+                 (SELECT seq, body FROM events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?)",
                 vec![int(after), int(upto), int(rows)],
             )
+            .map_err(db)?
+            .raw()
+            .next()
+            .transpose()
             .map_err(db)?;
-        let mut last = None;
-        for row in cursor.raw() {
-            match row.map_err(db)?.as_slice() {
-                [seq, SqlStorageValue::String(execution), SqlStorageValue::String(body)] => {
-                    let seq = match seq {
-                        SqlStorageValue::Integer(n) => *n as u64,
-                        SqlStorageValue::Float(n) => *n as u64,
-                        _ => continue,
-                    };
-                    Envelope::stored_line(seq, execution, body, out);
-                    last = Some(seq);
-                    if out.len() >= max_bytes {
-                        break;
-                    }
-                }
-                other => return Err(ApiError::Internal(format!("bad event row: {other:?}"))),
+        match row.as_deref() {
+            Some([last, SqlStorageValue::String(lines)]) => {
+                let last = match last {
+                    SqlStorageValue::Integer(n) => *n as u64,
+                    SqlStorageValue::Float(n) => *n as u64,
+                    other => return Err(ApiError::Internal(format!("bad page end: {other:?}"))),
+                };
+                out.extend_from_slice(lines.as_bytes());
+                out.push(b'\n');
+                Ok(Some(last))
             }
+            Some([SqlStorageValue::Null, SqlStorageValue::Null]) | None => Ok(None),
+            Some(other) => Err(ApiError::Internal(format!("bad event page: {other:?}"))),
         }
-        Ok(last)
     }
 
     /// Deletes every event; seqs continue from where they were.
@@ -318,6 +340,54 @@ impl EventLog {
     }
 }
 
+/// A replay of the events with `after < seq <= upto`, read page by page as the client takes them, so a session
+/// of any length replays in bounded memory, each page one range scan of the primary key.
+pub struct Replay {
+    after: u64,
+    upto: u64,
+    rows: usize,
+}
+
+impl Replay {
+    pub fn new(after: u64, upto: u64) -> Replay {
+        Replay {
+            after,
+            upto,
+            rows: FIRST_PAGE_ROWS,
+        }
+    }
+
+    /// The next page of wire lines; None once the replay is complete.
+    pub fn next_page(&mut self, log: &EventLog) -> ApiResult<Option<Vec<u8>>> {
+        if self.after >= self.upto {
+            return Ok(None);
+        }
+        let mut page = Vec::new();
+        let Some(last) = log.read_page(self.after, self.upto, self.rows, &mut page)? else {
+            self.after = self.upto;
+            return Ok(None);
+        };
+        self.after = last;
+        self.rows = next_page_rows(self.rows, page.len());
+        Ok(Some(page))
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.after >= self.upto
+    }
+}
+
+/// How many events the next page reads, given how many the last one read and its size in bytes.
+fn next_page_rows(rows: usize, bytes: usize) -> usize {
+    if bytes > PAGE_BYTES {
+        (rows / 2).max(1)
+    } else if bytes < PAGE_BYTES / 4 {
+        (rows * 4).min(MAX_PAGE_ROWS)
+    } else {
+        rows
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -331,5 +401,23 @@ mod tests {
         let full = insert_statement(ROWS_PER_INSERT);
         assert!(full.ends_with(", ?1, ?99, ?100)"), "{full}");
         assert!(!full.contains("?101"));
+    }
+
+    #[test]
+    fn replay_pages_grow_while_small_and_shrink_when_large() {
+        // 240-byte lines: 4, 16, 64, … until a page is about a megabyte.
+        let mut rows = FIRST_PAGE_ROWS;
+        let mut seen = vec![rows];
+        for _ in 0..7 {
+            rows = next_page_rows(rows, rows * 240);
+            seen.push(rows);
+        }
+        assert_eq!(seen, [4, 16, 64, 256, 1024, 4096, 4096, 4096]);
+        // Tiny lines stop at the row cap.
+        assert_eq!(next_page_rows(4096, 4096 * 20), MAX_PAGE_ROWS);
+        assert_eq!(next_page_rows(MAX_PAGE_ROWS, 300 * 1024), MAX_PAGE_ROWS);
+        // 1 MB events: the page halves down to one event and stays there.
+        assert_eq!(next_page_rows(4, 4 * 1024 * 1024), 2);
+        assert_eq!(next_page_rows(1, 1024 * 1024 + 100), 1);
     }
 }

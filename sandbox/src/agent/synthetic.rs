@@ -1,8 +1,11 @@
-//! The synthetic agent of `make bench`: `VF_SYNTHETIC=N:SIZE:INTERVAL_US` skips the CLI and emits N text deltas.
+//! The synthetic agent of `make bench`: `VF_SYNTHETIC=N:SIZE:INTERVAL_US[:PAUSE_US]` skips the CLI and emits N
+//! text deltas.
 //!
-//! The run is `session-init`, N `text-delta`s whose text is SIZE bytes and starts with the send time in unix
-//! microseconds (taken immediately before the delta goes to [`Output::emit`]), then `done`. It goes through the
-//! same [`Output`] and sink (callback or stdout) as a real turn, so what the bench measures is the real path.
+//! The run is `session-init`, a pause of PAUSE_US (default 0: the model's time to its first token, during which a
+//! real agent's callback connection is already open), N `text-delta`s whose text is SIZE bytes and starts with
+//! the send time in unix microseconds (taken immediately before the delta goes to [`Output::emit`]), INTERVAL_US
+//! apart, then `done`. It goes through the same [`Output`] and sink (callback or stdout) as a real turn, so what
+//! the bench measures is the real path.
 
 use std::fmt::Write as _;
 use std::str::FromStr;
@@ -24,6 +27,8 @@ pub struct Synthetic {
     pub size: usize,
     /// Time between two deltas; zero writes them back to back.
     pub interval: Duration,
+    /// Time between `session-init` and the first delta.
+    pub pause: Duration,
 }
 
 impl FromStr for Synthetic {
@@ -31,8 +36,10 @@ impl FromStr for Synthetic {
 
     fn from_str(value: &str) -> Result<Self, String> {
         let parts: Vec<&str> = value.trim().split(':').collect();
-        let [events, size, interval] = parts.as_slice() else {
-            return Err(format!("{value:?} is not N:SIZE:INTERVAL_US"));
+        let (events, size, interval, pause) = match parts.as_slice() {
+            [events, size, interval] => (events, size, interval, &"0"),
+            [events, size, interval, pause] => (events, size, interval, pause),
+            _ => return Err(format!("{value:?} is not N:SIZE:INTERVAL_US[:PAUSE_US]")),
         };
         let number = |name: &str, text: &str| {
             text.parse::<u64>()
@@ -42,6 +49,7 @@ impl FromStr for Synthetic {
             events: number("N", events)?,
             size: usize::try_from(number("SIZE", size)?).map_err(|e| e.to_string())?,
             interval: Duration::from_micros(number("INTERVAL_US", interval)?),
+            pause: Duration::from_micros(number("PAUSE_US", pause)?),
         })
     }
 }
@@ -68,7 +76,6 @@ pub(super) async fn drive(
     output: &mut Output,
     stop: &mut StopSignals,
 ) -> Result<(), Error> {
-    let started = Instant::now();
     output
         .emit(Event::SessionInit {
             session_id: "synthetic".into(),
@@ -76,10 +83,11 @@ pub(super) async fn drive(
             tools: None,
         })
         .await?;
+    let started = Instant::now() + spec.pause;
     for i in 0..spec.events {
         let due = started + spec.interval * u32::try_from(i).unwrap_or(u32::MAX);
         let pause = async {
-            if !spec.interval.is_zero() {
+            if due > Instant::now() {
                 sleep_until(due).await;
             }
         };
@@ -114,18 +122,19 @@ mod tests {
             Ok(Synthetic {
                 events: 10_000,
                 size: 200,
-                interval: Duration::ZERO
+                interval: Duration::ZERO,
+                pause: Duration::ZERO,
             })
         );
-        assert_eq!(
-            " 3:4096:1500 ".parse::<Synthetic>().unwrap().interval,
-            Duration::from_micros(1500)
-        );
+        let spec: Synthetic = " 3:4096:1500:100000 ".parse().unwrap();
+        assert_eq!(spec.interval, Duration::from_micros(1500));
+        assert_eq!(spec.pause, Duration::from_millis(100));
         for bad in [
             "",
             "10",
             "10:200",
-            "10:200:0:1",
+            "10:200:0:1:2",
+            "1:1:1:x",
             "x:200:0",
             "10:-1:0",
             "10:200:1.5",
