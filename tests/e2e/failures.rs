@@ -27,14 +27,16 @@ fn error_code(lines: &[Line]) -> Option<ErrorCode> {
     }
 }
 
-fn execution_id(line: &Line) -> String {
+/// The execution id of a chat response's `connected` line.
+pub fn execution_id(line: &Line) -> String {
     match &line.envelope.event {
         Event::Connected { execution_id } => execution_id.clone(),
         other => panic!("expected connected, got {other:?}"),
     }
 }
 
-async fn wait_for_agent(execution_id: &str) -> u32 {
+/// The pid of the `vf-agent` of `execution_id`, once it runs.
+pub async fn wait_for_agent(execution_id: &str) -> u32 {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         if let Some(pid) = agent_pid(execution_id) {

@@ -13,13 +13,14 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use vf_e2e::client::{uuid_like, Line};
-use vf_e2e::stack::{agent_pid, alive};
+use vf_e2e::stack::alive;
 use vf_e2e::{Client, EventStream, Stack};
 use vf_protocol::api::{CLAUDE_TOKEN_PREFIX, MAX_PROMPT_BYTES};
 use vf_protocol::token::{self, ExecutionClaims, MAX_TOKEN_LEN, SESSION_TOKEN_TTL_SECS};
 use vf_protocol::{ErrorCode, Event};
 
 use crate::durable::wait_for_terminal;
+use crate::failures::{execution_id, wait_for_agent};
 
 /// The base64url header of every token we issue (`{"alg":"HS256","typ":"JWT"}`): finding it in a log means a
 /// session cookie or an execution token leaked there.
@@ -216,27 +217,6 @@ async fn with_session_token(stack: &Stack, method: Method, path: &str, token: &s
         .as_u16()
 }
 
-fn execution_of(line: &Line) -> String {
-    match &line.envelope.event {
-        Event::Connected { execution_id } => execution_id.clone(),
-        other => panic!("expected connected, got {other:?}"),
-    }
-}
-
-async fn wait_for_agent(execution_id: &str) -> u32 {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(pid) = agent_pid(execution_id) {
-            return pid;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no vf-agent for execution {execution_id}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// A process's environment.
 fn environ(pid: u32) -> HashMap<String, String> {
     std::fs::read(format!("/proc/{pid}/environ"))
@@ -426,7 +406,7 @@ pub async fn security_execution_tokens_are_bound_to_their_execution(stack: &Stac
         .client
         .chat(&session.id, "[fixture:hang] hold on")
         .await;
-    let execution = execution_of(&stream.next().await.expect("connected"));
+    let execution = execution_id(&stream.next().await.expect("connected"));
     let agent = wait_for_agent(&execution).await;
     let real = environ(agent)["VF_STREAM_JWT"].clone();
     let claims = claims_of(&real);
@@ -1455,7 +1435,7 @@ pub async fn security_hostile_agent_lines_are_contained(stack: &Stack) {
     let user = Client::signed_in(&stack.base).await;
     let session = user.create_session().await;
     let mut stream = user.chat(&session.id, "[fixture:hang] wait").await;
-    let execution = execution_of(&stream.next().await.expect("connected"));
+    let execution = execution_id(&stream.next().await.expect("connected"));
     let agent = wait_for_agent(&execution).await;
     let bearer = environ(agent)["VF_STREAM_JWT"].clone();
     let mut body: Vec<u8> = Vec::new();
@@ -1525,7 +1505,7 @@ pub async fn security_a_callback_body_that_never_ends_is_bounded(stack: &Stack) 
     let user = Client::signed_in(&stack.base).await;
     let session = user.create_session().await;
     let mut stream = user.chat(&session.id, "[fixture:hang] freeze").await;
-    let execution = execution_of(&stream.next().await.expect("connected"));
+    let execution = execution_id(&stream.next().await.expect("connected"));
     let agent = wait_for_agent(&execution).await;
     // Let the agent call back and store a few events first.
     let mut seen = Vec::new();
@@ -1615,7 +1595,7 @@ pub async fn security_a_chat_flood_starts_one_execution(stack: &Stack) {
         "one execution, 19 refusals"
     );
     let mut winner = winners.pop().unwrap();
-    let execution = execution_of(&winner.next().await.expect("connected"));
+    let execution = execution_id(&winner.next().await.expect("connected"));
     wait_for_agent(&execution).await;
     cancel(&user, &session.id).await;
     winner.collect().await;
@@ -1654,7 +1634,7 @@ pub async fn security_the_claude_token_stays_server_side(stack: &Stack) {
         .client
         .chat(&session.id, "[fixture:hang] secrets")
         .await;
-    let execution = execution_of(&stream.next().await.expect("connected"));
+    let execution = execution_id(&stream.next().await.expect("connected"));
     let agent = wait_for_agent(&execution).await;
     let agent_env = environ(agent);
     assert_eq!(
