@@ -1,33 +1,10 @@
 //! The legacy WebSocket transport (`/api/sdk/ws`): one socket per prompt, plain events back, no resume.
 
-use serde::Serialize;
-use vf_protocol::api::{Autonomy, SessionMode};
+pub use vf_protocol::legacy::ClientMessage;
 use vf_protocol::Event;
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::JsCast;
 use web_sys::{CloseEvent, MessageEvent, WebSocket};
-
-/// What the browser sends on the legacy socket.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
-pub enum ClientMessage {
-    Query {
-        prompt: String,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        model: Option<String>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        mode: Option<SessionMode>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        autonomy: Option<Autonomy>,
-    },
-    Stop,
-}
-
-impl ClientMessage {
-    fn to_json(&self) -> String {
-        serde_json::to_string(self).expect("client messages serialize")
-    }
-}
 
 /// What the socket reports to its owner.
 #[derive(Debug, Clone, PartialEq)]
@@ -113,21 +90,6 @@ impl Drop for LegacySocket {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn messages_match_the_legacy_protocol() {
-        let query = ClientMessage::Query {
-            prompt: "hi".into(),
-            model: None,
-            mode: Some(SessionMode::Plan),
-            autonomy: None,
-        };
-        assert_eq!(
-            query.to_json(),
-            r#"{"type":"query","prompt":"hi","mode":"plan"}"#
-        );
-        assert_eq!(ClientMessage::Stop.to_json(), r#"{"type":"stop"}"#);
-    }
 
     #[test]
     fn urls_are_same_origin() {

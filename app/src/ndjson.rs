@@ -1,45 +1,30 @@
 //! Reads a streamed NDJSON response body as it arrives: `ReadableStream` chunks → `LineFramer` → `Envelope`s.
 
 use leptos::logging::warn;
-use vf_protocol::{Envelope, Event, LineFramer};
+use vf_protocol::{DecodeError, Envelope, EnvelopeDecoder, Event};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{ReadableStreamDefaultReader, Response};
 
 use crate::api::{ApiError, ApiResult};
 
-/// Bytes in, envelopes out, whatever the chunk boundaries. Heartbeats are dropped here; a line that is not an
-/// event (too long, or from a newer server) is logged and skipped, never the end of the stream.
-#[derive(Debug, Default)]
-pub struct EnvelopeDecoder {
-    framer: LineFramer,
-}
-
-impl EnvelopeDecoder {
-    pub fn push(&mut self, chunk: &[u8]) -> Vec<Envelope> {
-        let mut out = Vec::new();
-        self.framer.push(chunk, |line| decode(line, &mut out));
-        out
-    }
-
-    /// The stream ended: a last line without its newline still counts.
-    pub fn finish(&mut self) -> Vec<Envelope> {
-        let mut out = Vec::new();
-        self.framer.finish(|line| decode(line, &mut out));
-        out
-    }
-}
-
-fn decode(line: Result<&[u8], vf_protocol::FrameError>, out: &mut Vec<Envelope>) {
-    match line.map(serde_json::from_slice::<Envelope>) {
-        Ok(Ok(Envelope {
-            event: Event::Heartbeat,
-            ..
-        })) => {}
-        Ok(Ok(envelope)) => out.push(envelope),
-        Ok(Err(e)) => warn!("skipped a stream line that is not an event: {e}"),
-        Err(e) => warn!("skipped a stream line: {e}"),
-    }
+/// The envelopes among decoded lines: heartbeats are dropped here (any bytes show the stream is alive); a line
+/// that is not an event (too long, or from a newer server) is logged and skipped, never the end of the stream.
+fn envelopes(lines: Vec<Result<Envelope, DecodeError>>) -> Vec<Envelope> {
+    lines
+        .into_iter()
+        .filter_map(|line| match line {
+            Ok(Envelope {
+                event: Event::Heartbeat,
+                ..
+            }) => None,
+            Ok(envelope) => Some(envelope),
+            Err(e) => {
+                warn!("skipped a stream line: {e}");
+                None
+            }
+        })
+        .collect()
 }
 
 /// Reads `response`'s body to its end, handing each chunk's envelopes to `on_batch` (possibly none: any bytes,
@@ -59,41 +44,8 @@ pub async fn read(response: &Response, mut on_batch: impl FnMut(Vec<Envelope>)) 
             break;
         }
         let chunk: js_sys::Uint8Array = field("value").map_err(ApiError::from_js)?.unchecked_into();
-        on_batch(decoder.push(&chunk.to_vec()));
+        on_batch(envelopes(decoder.push(&chunk.to_vec())));
     }
-    on_batch(decoder.finish());
+    on_batch(envelopes(decoder.finish()));
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lines_split_anywhere_decode_whole() {
-        let stream = concat!(
-            "{\"type\":\"connected\",\"executionId\":\"e1\"}\n",
-            "{\"seq\":1,\"executionId\":\"e1\",\"type\":\"user-message\",\"text\":\"hé\"}\r\n",
-            "{\"type\":\"heartbeat\"}\n",
-            "not json\n",
-            "{\"type\":\"from-the-future\"}\n",
-            "{\"seq\":2,\"executionId\":\"e1\",\"type\":\"text-delta\",\"text\":\"a\"}"
-        )
-        .as_bytes();
-        for split in 1..stream.len() {
-            let mut d = EnvelopeDecoder::default();
-            let mut got = d.push(&stream[..split]);
-            got.extend(d.push(&stream[split..]));
-            got.extend(d.finish());
-            let seqs: Vec<Option<u64>> = got.iter().map(|e| e.seq).collect();
-            assert_eq!(seqs, [None, Some(1), Some(2)], "split at {split}");
-            assert_eq!(
-                got[0].event,
-                Event::Connected {
-                    execution_id: "e1".into()
-                }
-            );
-            assert_eq!(got[1].event, Event::UserMessage { text: "hé".into() });
-        }
-    }
 }

@@ -157,12 +157,30 @@ pub struct PendingQuery {
     pub timestamp: u64,
 }
 
-/// `POST /internal/stream` response: how much of the body the DO stored.
+/// `POST /internal/stream` response: how much of the body the DO stored. 200, or 409 when the body skipped
+/// ahead of what the DO stored (see [`crate::ingest`]): the agent then resends from `last_aseq + 1`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CallbackReceipt {
     pub stored: u64,
+    /// Whether the execution is over (its terminal event is stored, or it was cancelled or timed out).
     pub terminal: bool,
+    /// The highest `aseq` the DO has stored for the execution, from any connection.
+    #[serde(default)]
+    pub last_aseq: u64,
+}
+
+/// `GET /internal/stream` (the execution token again): what the DO has of the execution's stream, so an agent
+/// can drop acknowledged lines from its journal, resend only the rest after a reconnect, and notice a
+/// connection that stalled (its lines stopped arriving although it keeps writing them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StreamMark {
+    /// The highest `aseq` stored.
+    pub last_aseq: u64,
+    /// Milliseconds since the DO last heard from the agent's current callback connection (a chunk, or the
+    /// connection opening).
+    pub idle_ms: u64,
 }
 
 #[cfg(test)]

@@ -221,25 +221,37 @@ impl Envelope {
             event,
         }
     }
+}
 
-    /// Builds the wire line of a stored event from its stored JSON body without re-parsing it: the body is an
-    /// `Event` object, so `{"seq":N,"executionId":"…",` followed by the body's fields is the same object with two
-    /// more fields. This is what makes replay a copy, not a parse-and-serialize.
-    pub fn stored_line(seq: u64, execution_id: &str, body: &str, out: &mut Vec<u8>) {
-        debug_assert!(body.starts_with('{'));
-        out.extend_from_slice(b"{\"seq\":");
-        out.extend_from_slice(seq.to_string().as_bytes());
-        out.extend_from_slice(b",\"executionId\":");
-        out.extend_from_slice(
-            serde_json::to_string(execution_id)
-                .expect("strings serialize")
-                .as_bytes(),
-        );
-        if body.len() > 2 {
-            out.push(b',');
+/// Builds the wire lines of one execution's stored events, `{"seq":N,"executionId":"…",<the event's fields>}`:
+/// the execution id is quoted once per batch and each event serialized once, straight into its line. The DO
+/// stores the same text it sends, so replay is a copy, not a parse-and-serialize.
+#[derive(Debug, Clone)]
+pub struct StoredLines {
+    /// `,"executionId":"…"`, quoted.
+    execution_field: String,
+}
+
+impl StoredLines {
+    pub fn new(execution_id: &str) -> Self {
+        let quoted = serde_json::to_string(execution_id).expect("strings serialize");
+        StoredLines {
+            execution_field: format!(",\"executionId\":{quoted}"),
         }
-        out.extend_from_slice(&body.as_bytes()[1..]);
-        out.push(b'\n');
+    }
+
+    /// The line of `event` stored as `seq`, without its newline.
+    pub fn line(&self, seq: u64, event: &Event) -> String {
+        let mut line = Vec::with_capacity(64 + self.execution_field.len());
+        line.extend_from_slice(b"{\"seq\":");
+        line.extend_from_slice(seq.to_string().as_bytes());
+        line.extend_from_slice(self.execution_field.as_bytes());
+        let body = line.len();
+        serde_json::to_writer(&mut line, event).expect("events always serialize");
+        // The event's own `{` becomes the comma after the envelope's fields: every event has at least its
+        // `type`, so the object is never empty.
+        line[body] = b',';
+        String::from_utf8(line).expect("JSON is UTF-8")
     }
 }
 
@@ -393,17 +405,15 @@ mod tests {
 
     #[test]
     fn stored_line_equals_the_serialized_envelope() {
+        let lines = StoredLines::new("ex\"1");
         for event in [
             Event::TextDelta {
                 text: "a \"quoted\"\n".into(),
             },
             Event::Heartbeat,
         ] {
-            let body = serde_json::to_string(&event).unwrap();
-            let mut line = Vec::new();
-            Envelope::stored_line(7, "ex\"1", &body, &mut line);
-            assert_eq!(*line.last().unwrap(), b'\n');
-            let parsed: Envelope = serde_json::from_slice(&line).unwrap();
+            let line = lines.line(7, &event);
+            let parsed: Envelope = serde_json::from_str(&line).unwrap();
             assert_eq!(
                 parsed,
                 Envelope {

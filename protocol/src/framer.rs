@@ -9,11 +9,20 @@ use thiserror::Error;
 /// The largest agent line the DO accepts: well under SQLite's 2 MB row limit in a Durable Object.
 pub const MAX_LINE_BYTES: usize = 1024 * 1024;
 
+/// How many leading bytes of an over-long line the framer keeps: enough for a reader to recognize what the line
+/// was (an agent line's `{"aseq":N,` prefix) without holding the line.
+pub const HEAD_BYTES: usize = 32;
+
 /// A line the framer could not deliver.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum FrameError {
+    /// `head` is the line's first [`HEAD_BYTES`] bytes (fewer if the line starts with less).
     #[error("line of {len} bytes exceeds the {max}-byte limit")]
-    LineTooLong { len: usize, max: usize },
+    LineTooLong {
+        len: usize,
+        max: usize,
+        head: Vec<u8>,
+    },
 }
 
 /// Splits a byte stream into lines; `\r\n` and `\n` both end a line, blank lines are skipped.
@@ -21,8 +30,8 @@ pub enum FrameError {
 pub struct LineFramer {
     buf: Vec<u8>,
     max: usize,
-    /// Bytes of an over-long line seen so far, while it is being skipped.
-    skipping: Option<usize>,
+    /// Bytes of an over-long line seen so far and its first bytes, while it is being skipped.
+    skipping: Option<(usize, Vec<u8>)>,
 }
 
 impl Default for LineFramer {
@@ -45,8 +54,9 @@ impl LineFramer {
         while let Some(pos) = chunk.iter().position(|&b| b == b'\n') {
             let (head, rest) = (&chunk[..pos], &chunk[pos + 1..]);
             chunk = rest;
-            if let Some(skipped) = self.skipping.take() {
-                on_line(Err(self.too_long(skipped + head.len())));
+            if let Some((skipped, mut start)) = self.skipping.take() {
+                keep_head(&mut start, head);
+                on_line(Err(self.too_long(skipped + head.len(), start)));
             } else if self.buf.is_empty() {
                 // The common case: a whole line inside one chunk is handed out without a copy.
                 self.emit(head, &mut on_line);
@@ -59,11 +69,17 @@ impl LineFramer {
             }
         }
         match self.skipping.as_mut() {
-            Some(skipped) => *skipped += chunk.len(),
+            Some((skipped, start)) => {
+                *skipped += chunk.len();
+                keep_head(start, chunk);
+            }
             None if self.buf.len() + chunk.len() > self.max + 1 => {
                 // +1 leaves room for the `\r` of a line that is exactly at the limit.
-                self.skipping = Some(self.buf.len() + chunk.len());
-                self.buf.clear();
+                let len = self.buf.len() + chunk.len();
+                let mut start = std::mem::take(&mut self.buf);
+                start.truncate(HEAD_BYTES);
+                keep_head(&mut start, chunk);
+                self.skipping = Some((len, start));
             }
             None => self.buf.extend_from_slice(chunk),
         }
@@ -71,8 +87,8 @@ impl LineFramer {
 
     /// Ends the stream: a last line without a newline is still a line.
     pub fn finish(&mut self, mut on_line: impl FnMut(Result<&[u8], FrameError>)) {
-        if let Some(skipped) = self.skipping.take() {
-            on_line(Err(self.too_long(skipped)));
+        if let Some((skipped, start)) = self.skipping.take() {
+            on_line(Err(self.too_long(skipped, start)));
         } else if !self.buf.is_empty() {
             let line = std::mem::take(&mut self.buf);
             self.emit(&line, &mut on_line);
@@ -87,15 +103,28 @@ impl LineFramer {
     fn emit(&self, line: &[u8], on_line: &mut impl FnMut(Result<&[u8], FrameError>)) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.len() > self.max {
-            on_line(Err(self.too_long(line.len())));
+            on_line(Err(self.too_long(
+                line.len(),
+                line[..HEAD_BYTES.min(line.len())].to_vec(),
+            )));
         } else if !line.iter().all(u8::is_ascii_whitespace) {
             on_line(Ok(line));
         }
     }
 
-    fn too_long(&self, len: usize) -> FrameError {
-        FrameError::LineTooLong { len, max: self.max }
+    fn too_long(&self, len: usize, head: Vec<u8>) -> FrameError {
+        FrameError::LineTooLong {
+            len,
+            max: self.max,
+            head,
+        }
     }
+}
+
+/// Appends to `start` what it lacks of its first [`HEAD_BYTES`] bytes from `more`.
+fn keep_head(start: &mut Vec<u8>, more: &[u8]) {
+    let room = HEAD_BYTES.saturating_sub(start.len());
+    start.extend_from_slice(&more[..room.min(more.len())]);
 }
 
 #[cfg(test)]
@@ -161,7 +190,11 @@ mod tests {
             out,
             vec![
                 Ok("a".into()),
-                Err(FrameError::LineTooLong { len: 25, max: 10 }),
+                Err(FrameError::LineTooLong {
+                    len: 25,
+                    max: 10,
+                    head: long.as_bytes().to_vec()
+                }),
                 Ok("b".into())
             ]
         );
@@ -176,7 +209,11 @@ mod tests {
             frame(3, &[b"ok\n", b"toolong"]),
             vec![
                 Ok("ok".into()),
-                Err(FrameError::LineTooLong { len: 7, max: 3 })
+                Err(FrameError::LineTooLong {
+                    len: 7,
+                    max: 3,
+                    head: b"toolong".to_vec()
+                })
             ]
         );
     }

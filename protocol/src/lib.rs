@@ -3,12 +3,18 @@
 //! Nothing here touches a clock, a socket or a runtime: callers pass the time in, which is what lets the same
 //! code run natively, in workerd and in the browser.
 
+pub mod agent_env;
 pub mod api;
+pub mod decode;
 pub mod event;
 pub mod flags;
 pub mod framer;
+pub mod ingest;
+pub mod legacy;
 pub mod token;
 pub mod transcript;
+pub mod watchdog;
 
-pub use event::{AgentLine, Envelope, ErrorCode, Event, Usage};
+pub use decode::{DecodeError, EnvelopeDecoder};
+pub use event::{AgentLine, Envelope, ErrorCode, Event, StoredLines, Usage};
 pub use framer::{FrameError, LineFramer};

@@ -16,6 +16,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::process::Child;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::time::{sleep_until, timeout, Instant};
+use vf_protocol::agent_env::{AgentEnv, Ignored};
 use vf_protocol::api::{Autonomy, PendingQuery, SessionMode};
 use vf_protocol::{ErrorCode, Event};
 
@@ -35,7 +36,7 @@ const EXIT_GRACE: Duration = Duration::from_secs(10);
 /// How long a CLI that was stopped by a signal waits for the same stop to reach us.
 const STOP_GRACE: Duration = Duration::from_millis(500);
 
-/// The runner's environment; the names are a contract with the Worker.
+/// The runner's configuration: what the DO tells it ([`AgentEnv`]) and the sandbox's own `VF_*` knobs.
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
     /// `VF_QUERY_FILE`: the pending-query JSON, deleted once read.
@@ -56,13 +57,20 @@ pub struct AgentConfig {
     pub heartbeat: Duration,
     /// How long a broken callback is retried (`VF_CALLBACK_RETRY_SECS`): long enough for a Worker restart.
     pub reconnect_window: Duration,
+    /// How long the DO may hear nothing from a callback connection before the agent abandons it for a new one
+    /// (`VF_CALLBACK_STALL_SECS`, 30): above the heartbeat interval, below the DO's watchdog window (60 s).
+    pub stall_after: Duration,
     /// `VF_SYNTHETIC=N:SIZE:INTERVAL_US`: no CLI; N stamped text deltas for the benchmark (see [`synthetic`]).
     pub synthetic: Option<Synthetic>,
 }
 
 impl AgentConfig {
+    /// The DO's part ([`AgentEnv`], the contract) plus the sandbox's own knobs.
     pub fn from_env() -> Self {
-        // An empty variable means unset: the Worker passes `""` for "no previous session".
+        let (contract, ignored) = AgentEnv::from_env(|name| std::env::var(name).ok());
+        for Ignored { name, value } in ignored {
+            eprintln!("vf-agent: ignoring {name}={value:?}: not a known value");
+        }
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         let secs = |name: &str, default: u64| {
             var(name)
@@ -70,18 +78,20 @@ impl AgentConfig {
                 .map_or(Duration::from_secs(default), Duration::from_secs_f64)
         };
         AgentConfig {
-            query_file: var("VF_QUERY_FILE").map(PathBuf::from),
-            callback: var("VF_CALLBACK_URL")
-                .map(|url| (url, var("VF_STREAM_JWT").unwrap_or_default())),
-            sdk_session_id: var("VF_SDK_SESSION_ID"),
-            mode: parse_choice("VF_SESSION_MODE", var("VF_SESSION_MODE")).unwrap_or_default(),
-            autonomy: parse_choice("VF_AUTONOMY_MODE", var("VF_AUTONOMY_MODE")),
-            model: var("VF_MODEL"),
+            query_file: contract.query_file.map(PathBuf::from),
+            callback: contract
+                .callback_url
+                .map(|url| (url, contract.stream_jwt.unwrap_or_default())),
+            sdk_session_id: contract.sdk_session_id,
+            mode: contract.mode,
+            autonomy: contract.autonomy,
+            model: contract.model,
             claude_bin: var("VF_CLAUDE_BIN").unwrap_or_else(|| "claude".into()),
             max_runtime: secs("VF_MAX_RUNTIME_SECS", 3600),
             idle_timeout: secs("VF_IDLE_TIMEOUT_SECS", 600),
             heartbeat: secs("VF_HEARTBEAT_SECS", 10),
             reconnect_window: secs("VF_CALLBACK_RETRY_SECS", 120),
+            stall_after: secs("VF_CALLBACK_STALL_SECS", 30),
             synthetic: var("VF_SYNTHETIC").and_then(|v| {
                 v.parse()
                     .map_err(|e| eprintln!("vf-agent: ignoring VF_SYNTHETIC: {e}"))
@@ -91,20 +101,10 @@ impl AgentConfig {
     }
 }
 
-/// A protocol enum from its wire name; an unknown name is logged and ignored rather than failing the turn.
-fn parse_choice<T: serde::de::DeserializeOwned>(name: &str, value: Option<String>) -> Option<T> {
-    let value = value?;
-    let parsed = serde_json::from_value(serde_json::Value::String(value.clone())).ok();
-    if parsed.is_none() {
-        eprintln!("vf-agent: ignoring {name}={value:?}: not a known value");
-    }
-    parsed
-}
-
 /// Runs one turn; the process's exit status is whether every line reached its destination.
 pub async fn run(config: AgentConfig) -> Result<(), Error> {
     let sink = match &config.callback {
-        Some((url, jwt)) => Sink::callback(url, jwt, config.reconnect_window)?,
+        Some((url, jwt)) => Sink::callback(url, jwt, config.reconnect_window, config.stall_after)?,
         None => Sink::stdout(),
     };
     let mut output = Output::new(sink);

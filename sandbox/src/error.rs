@@ -27,6 +27,12 @@ pub enum Error {
     /// The callback body ended before every line was handed to it.
     #[error("callback stream closed early")]
     CallbackClosed,
+    /// The callback connection stopped delivering (nothing reached the DO for a stall window).
+    #[error("callback connection stalled")]
+    CallbackStalled,
+    /// The DO lacks lines the journal no longer holds (it overflowed): the answer cannot be completed.
+    #[error("the callback lost lines after aseq {0} that the agent can no longer resend")]
+    JournalIncomplete(u64),
 }
 
 impl From<reqwest::Error> for Error {

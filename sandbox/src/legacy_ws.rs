@@ -1,13 +1,13 @@
 //! The legacy agent WebSocket: one socket runs one `vf-agent` in stdout mode and relays its lines as text messages.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket};
-use serde::Deserialize;
+use vf_protocol::agent_env::AgentEnv;
 use vf_protocol::api::PendingQuery;
 use vf_protocol::framer::MAX_LINE_BYTES;
+use vf_protocol::legacy::{AgentStart, ClientMessage};
 use vf_protocol::{AgentLine, ErrorCode, Event};
 
 use crate::lines::Lines;
@@ -17,25 +17,6 @@ use crate::Error;
 
 /// How long a client may take to send its first message.
 const FIRST_MESSAGE_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// The client's first message.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct StartMessage {
-    prompt: String,
-    #[serde(default)]
-    session_id: Option<String>,
-    #[serde(default)]
-    sdk_session_id: Option<String>,
-    #[serde(default)]
-    model: Option<String>,
-    #[serde(default)]
-    mode: Option<String>,
-    #[serde(default)]
-    autonomy: Option<String>,
-    #[serde(default)]
-    env: Option<BTreeMap<String, String>>,
-}
 
 /// How a relay ended.
 enum Ended {
@@ -103,24 +84,19 @@ async fn relay(
     )
     .await?;
 
-    let mut env = app.child_env(start.env)?;
+    let mut env = app.child_env(Some(start.env))?;
     // Stdout mode: whatever the server's or the client's environment says, this agent has no callback.
     env.remove("VF_CALLBACK_URL");
     env.remove("VF_STREAM_JWT");
-    env.insert(
-        "VF_QUERY_FILE".into(),
-        query_file.to_string_lossy().into_owned(),
-    );
-    for (key, value) in [
-        ("VF_SDK_SESSION_ID", start.sdk_session_id),
-        ("VF_MODEL", start.model),
-        ("VF_SESSION_MODE", start.mode),
-        ("VF_AUTONOMY_MODE", start.autonomy),
-    ] {
-        if let Some(value) = value {
-            env.insert(key.into(), value);
-        }
-    }
+    let turn = AgentEnv {
+        query_file: Some(query_file.to_string_lossy().into_owned()),
+        sdk_session_id: start.sdk_session_id,
+        model: start.model,
+        mode: start.mode.unwrap_or_default(),
+        autonomy: start.autonomy,
+        ..AgentEnv::default()
+    };
+    env.extend(turn.to_env());
     let (agent, stdout) = app.processes.start(Spec {
         command: &app.agent_command,
         cwd: app.workspace.root(),
@@ -166,7 +142,7 @@ async fn relay(
     }
 }
 
-async fn first_message(socket: &mut WebSocket) -> Option<StartMessage> {
+async fn first_message(socket: &mut WebSocket) -> Option<AgentStart> {
     let read = async {
         loop {
             match socket.recv().await? {
@@ -183,7 +159,7 @@ async fn first_message(socket: &mut WebSocket) -> Option<StartMessage> {
 }
 
 fn is_stop(text: &str) -> bool {
-    serde_json::from_str::<serde_json::Value>(text).is_ok_and(|v| v["type"] == "stop")
+    matches!(serde_json::from_str(text), Ok(ClientMessage::Stop))
 }
 
 async fn send(socket: &mut WebSocket, mut line: Vec<u8>) -> Result<(), axum::Error> {

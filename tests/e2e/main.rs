@@ -7,6 +7,7 @@ mod chat;
 mod durable;
 mod failures;
 mod security;
+mod stall;
 
 use vf_e2e::runner::{report, run_all, selected, TestResult};
 use vf_e2e::{Stack, StackOptions, Test};
@@ -23,7 +24,12 @@ async fn run_stack(options: StackOptions, tests: Vec<Test<Stack>>) -> Vec<TestRe
         return Vec::new();
     }
     let stack = Stack::start(options).await;
-    let results = run_all(&stack, &tests).await;
+    run_on(&stack, &stack, &tests).await
+}
+
+/// Runs `tests` on `context`, whose stack is `stack`; prints the stack's last log lines if one failed.
+async fn run_on<C>(stack: &Stack, context: &C, tests: &[Test<C>]) -> Vec<TestResult> {
+    let results = run_all(context, tests).await;
     if results.iter().any(|r| !r.passed) {
         let logs = stack.logs();
         let tail: Vec<&str> = logs.lines().rev().take(80).collect();
@@ -92,5 +98,13 @@ async fn main() {
         )
         .await,
     );
+    let stall_tests: Vec<Test<stall::Stalled>> = vec![Test {
+        name: "a_stalled_callback_stores_every_line_once",
+        run: |s| Box::pin(stall::a_stalled_callback_stores_every_line_once(s)),
+    }];
+    if stall_tests.iter().any(|t| selected(t.name)) {
+        let stalled = stall::Stalled::start().await;
+        results.extend(run_on(&stalled.stack, &stalled, &stall_tests).await);
+    }
     std::process::exit(if report(&results) { 0 } else { 1 });
 }

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 use vf_protocol::api::SessionRecord;
-use vf_protocol::{Envelope, LineFramer};
+use vf_protocol::{Envelope, EnvelopeDecoder};
 
 pub struct Client {
     pub http: reqwest::Client,
@@ -23,7 +23,7 @@ pub struct Line {
 /// An open NDJSON response.
 pub struct EventStream {
     response: reqwest::Response,
-    framer: LineFramer,
+    decoder: EnvelopeDecoder,
     pending: std::collections::VecDeque<Line>,
     done: bool,
 }
@@ -32,7 +32,7 @@ impl EventStream {
     pub fn new(response: reqwest::Response) -> Self {
         EventStream {
             response,
-            framer: LineFramer::default(),
+            decoder: EnvelopeDecoder::default(),
             pending: Default::default(),
             done: false,
         }
@@ -49,23 +49,16 @@ impl EventStream {
             }
             let chunk = self.response.chunk().await.expect("stream reads");
             let at = Instant::now();
-            let pending = &mut self.pending;
-            let mut push = |line: Result<&[u8], vf_protocol::FrameError>| {
-                let bytes = line.expect("lines fit the limit");
-                let envelope: Envelope = serde_json::from_slice(bytes).unwrap_or_else(|e| {
-                    panic!(
-                        "not an event line ({e}): {}",
-                        String::from_utf8_lossy(bytes)
-                    )
-                });
-                pending.push_back(Line { envelope, at });
-            };
-            match chunk {
-                Some(bytes) => self.framer.push(&bytes, &mut push),
+            let lines = match chunk {
+                Some(bytes) => self.decoder.push(&bytes),
                 None => {
-                    self.framer.finish(&mut push);
                     self.done = true;
+                    self.decoder.finish()
                 }
+            };
+            for line in lines {
+                let envelope = line.unwrap_or_else(|e| panic!("a stream line: {e}"));
+                self.pending.push_back(Line { envelope, at });
             }
         }
     }

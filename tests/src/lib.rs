@@ -3,6 +3,7 @@
 
 pub mod browser;
 pub mod client;
+pub mod proxy;
 pub mod runner;
 pub mod stack;
 

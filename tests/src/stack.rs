@@ -49,6 +49,10 @@ pub struct StackOptions {
     /// The cargo profile whose binaries run (`target/<profile>/vf-sandbox`…): `debug` for tests, `release` for
     /// the benchmark.
     pub profile: &'static str,
+    /// More Worker variables (e.g. `PUBLIC_URL`, to route the agent's callback through a test proxy).
+    pub worker_vars: Vec<(String, String)>,
+    /// More variables for vf-sandbox, which hands every `VF_*` one to its agents.
+    pub sandbox_env: Vec<(String, String)>,
 }
 
 impl Default for StackOptions {
@@ -61,6 +65,8 @@ impl Default for StackOptions {
             agent_heartbeat_secs: 1,
             agent_script: None,
             profile: "debug",
+            worker_vars: Vec::new(),
+            sandbox_env: Vec::new(),
         }
     }
 }
@@ -138,6 +144,11 @@ impl Stack {
         self.start_sandbox_with(&[]);
     }
 
+    /// The address of wrangler dev.
+    pub fn worker_addr(&self) -> std::net::SocketAddr {
+        ([127, 0, 0, 1], self.wrangler_port).into()
+    }
+
     /// Starts vf-sandbox with extra environment variables; it hands every `VF_*` one to the agents it starts.
     pub fn start_sandbox_with(&self, env: &[(&str, &str)]) {
         let port = self.sandbox_port;
@@ -163,6 +174,7 @@ impl Stack {
                 self.options.agent_heartbeat_secs.to_string(),
             )
             .env("VF_FAKE_ARGS_LOG", self.args_log())
+            .envs(self.options.sandbox_env.iter().map(|(k, v)| (k, v)))
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log file"))
@@ -215,7 +227,11 @@ impl Stack {
                 o.watchdog_ms,
                 o.heartbeat_ms,
                 self.agent_command(),
-            ),
+            ) + &o
+                .worker_vars
+                .iter()
+                .map(|(k, v)| format!("{k}={v}\n"))
+                .collect::<String>(),
         )
         .expect("env file");
         let log = std::fs::OpenOptions::new()
@@ -337,6 +353,17 @@ impl Stack {
             .await
             .into_iter()
             .find(|p| p["pid"].as_u64() == Some(u64::from(pgid)))
+    }
+
+    /// Everything the agents the sandbox started have logged so far (`process-logs/*.log`).
+    pub fn agent_logs(&self) -> String {
+        let Ok(entries) = std::fs::read_dir(self.dir.join("process-logs")) else {
+            return String::new();
+        };
+        entries
+            .flatten()
+            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+            .collect()
     }
 
     /// The wrangler log so far (for diagnostics and for checking what was logged).

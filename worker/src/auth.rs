@@ -78,8 +78,7 @@ pub async fn login(mut req: Request, env: &Env) -> ApiResult<Response> {
         config::now_secs(),
         SESSION_TOKEN_TTL_SECS,
     );
-    let cookie_value = token::sign(&claims, session_secret.as_bytes())
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let cookie_value = token::sign(&claims, session_secret.as_bytes())?;
     let mut response = http::json(
         200,
         &Me {
@@ -124,8 +123,7 @@ pub async fn me(user: &User, env: &Env) -> ApiResult<Response> {
 pub async fn authenticate(req: &Request, env: &Env) -> ApiResult<User> {
     let value = http::cookie(req, COOKIE).ok_or(ApiError::Unauthorized)?;
     let secret = config::secret(env, "SESSION_SECRET")?;
-    let claims: SessionClaims = token::verify(&value, secret.as_bytes(), config::now_secs())
-        .map_err(|_| ApiError::Unauthorized)?;
+    let claims: SessionClaims = token::verify(&value, secret.as_bytes(), config::now_secs())?;
     let stored = config::kv(env, AUTH_KV)?
         .get(&login_key(&claims.sid))
         .text()

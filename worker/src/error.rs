@@ -1,7 +1,10 @@
 //! The Worker's one error type, and the one place it becomes an HTTP response.
 
 use vf_protocol::api::{ErrorBody, Invalid};
+use vf_protocol::token::TokenError;
 use worker::Response;
+
+use crate::sandbox::SandboxError;
 
 /// Everything a route can fail with. Only the public message reaches the client; `Internal` details are logged.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +60,23 @@ impl From<worker::Error> for ApiError {
 impl From<worker::kv::KvError> for ApiError {
     fn from(e: worker::kv::KvError) -> Self {
         ApiError::Internal(format!("kv: {e}"))
+    }
+}
+
+impl From<SandboxError> for ApiError {
+    fn from(e: SandboxError) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}
+
+/// A token that does not verify is the caller's problem (401, the same for every reason); a missing signing
+/// secret is ours.
+impl From<TokenError> for ApiError {
+    fn from(e: TokenError) -> Self {
+        match e {
+            TokenError::NoSecret => ApiError::Internal(e.to_string()),
+            _ => ApiError::Unauthorized,
+        }
     }
 }
 

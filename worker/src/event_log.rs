@@ -5,9 +5,10 @@
 //! that reads the tail and registers for live events in one synchronous step cannot miss an event in between.
 
 use std::cell::Cell;
+use std::sync::OnceLock;
 
 use serde::Deserialize;
-use vf_protocol::{Envelope, Event};
+use vf_protocol::{Event, StoredLines};
 use worker::{SqlStorage, SqlStorageValue};
 
 use crate::error::{ApiError, ApiResult};
@@ -80,22 +81,25 @@ const MAX_PAGE_ROWS: usize = 8192;
 /// parameters a Durable Object's SQLite takes per statement.
 pub const ROWS_PER_INSERT: usize = 33;
 
-/// `INSERT … VALUES (?2, ?1, ?3, ?4), (?5, ?1, ?6, ?7), …` for `rows` rows: the text depends only on the row
-/// count, so the runtime's statement cache holds at most [`ROWS_PER_INSERT`] of them.
-fn insert_statement(rows: usize) -> String {
-    let mut sql = String::from("INSERT INTO events(seq, execution_id, type, body) VALUES ");
-    for row in 0..rows {
-        let base = 2 + 3 * row;
-        if row > 0 {
-            sql.push_str(", ");
-        }
-        sql.push_str(&format!("(?{base}, ?1, ?{}, ?{})", base + 1, base + 2));
-    }
-    sql
-}
-
-fn db(e: worker::Error) -> ApiError {
-    ApiError::Internal(format!("sqlite: {e}"))
+/// `INSERT … VALUES (?2, ?1, ?3, ?4), (?5, ?1, ?6, ?7), …` for `rows` rows (1 to [`ROWS_PER_INSERT`]): the text
+/// depends only on the row count, so it is built once per count, and the runtime's statement cache holds at
+/// most [`ROWS_PER_INSERT`] of them.
+fn insert_statement(rows: usize) -> &'static str {
+    static STATEMENTS: OnceLock<Vec<String>> = OnceLock::new();
+    let statements = STATEMENTS.get_or_init(|| {
+        let mut sql = String::from("INSERT INTO events(seq, execution_id, type, body) VALUES ");
+        (0..ROWS_PER_INSERT)
+            .map(|row| {
+                let base = 2 + 3 * row;
+                if row > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&format!("(?{base}, ?1, ?{}, ?{})", base + 1, base + 2));
+                sql.clone()
+            })
+            .collect()
+    });
+    &statements[rows - 1]
 }
 
 impl EventLog {
@@ -106,19 +110,17 @@ impl EventLog {
              type TEXT NOT NULL, body TEXT NOT NULL)",
             None,
         )
-        .map_err(db)?;
+        ?;
         sql.exec(
             "CREATE TABLE IF NOT EXISTS executions(id TEXT PRIMARY KEY, status TEXT NOT NULL, \
              started_at INTEGER NOT NULL, ended_at INTEGER, error TEXT, process_id TEXT, \
              callback_at INTEGER, last_aseq INTEGER NOT NULL DEFAULT 0)",
             None,
-        )
-        .map_err(db)?;
+        )?;
         sql.exec(
             "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)",
             None,
-        )
-        .map_err(db)?;
+        )?;
         let log = EventLog {
             sql,
             next_seq: Cell::new(1),
@@ -131,7 +133,7 @@ impl EventLog {
             .unwrap_or(0);
         log.next_seq.set(max_row.max(floor) as u64 + 1);
         // Since format 2 a row's body is its whole wire line (`{"seq":…,"executionId":…,…}`), so that replay is
-        // one concatenation in SQLite. Rows written before are rewritten once, the way `Envelope::stored_line`
+        // one concatenation in SQLite. Rows written before are rewritten once, the way `StoredLines::line`
         // builds a line; a new log has none and only records the format.
         if log.meta("eventsFormat")?.as_deref() != Some(EVENTS_FORMAT) {
             log.update(
@@ -145,14 +147,7 @@ impl EventLog {
     }
 
     fn scalar(&self, query: &str, bindings: Vec<SqlStorageValue>) -> ApiResult<i64> {
-        let row = self
-            .sql
-            .exec(query, bindings)
-            .map_err(db)?
-            .raw()
-            .next()
-            .transpose()
-            .map_err(db)?;
+        let row = self.sql.exec(query, bindings)?.raw().next().transpose()?;
         match row.as_deref() {
             Some([SqlStorageValue::Integer(n)]) => Ok(*n),
             Some([SqlStorageValue::Float(n)]) => Ok(*n as i64),
@@ -168,23 +163,20 @@ impl EventLog {
     /// Appends events of one execution, assigning seqs, and writes their wire lines into `out`: one INSERT per
     /// [`ROWS_PER_INSERT`] events, each event serialized once; the row keeps the same line.
     pub fn append(&self, execution_id: &str, events: &[Event], out: &mut Vec<u8>) -> ApiResult<()> {
+        let lines = StoredLines::new(execution_id);
         for group in events.chunks(ROWS_PER_INSERT) {
             let first = self.next_seq.get();
             let mut bindings = Vec::with_capacity(1 + 3 * group.len());
             bindings.push(text(execution_id));
             for (seq, event) in (first..).zip(group) {
-                let body = serde_json::to_string(event).expect("events serialize");
-                let start = out.len();
-                Envelope::stored_line(seq, execution_id, &body, out);
-                // The row keeps the line without its newline.
-                let line = String::from_utf8_lossy(&out[start..out.len() - 1]).into_owned();
+                let line = lines.line(seq, event);
+                out.extend_from_slice(line.as_bytes());
+                out.push(b'\n');
                 bindings.push(int(seq));
                 bindings.push(SqlStorageValue::String(event.kind().to_string()));
                 bindings.push(SqlStorageValue::String(line));
             }
-            self.sql
-                .exec(&insert_statement(group.len()), bindings)
-                .map_err(db)?;
+            self.sql.exec(insert_statement(group.len()), bindings)?;
             self.next_seq.set(first + group.len() as u64);
         }
         Ok(())
@@ -206,12 +198,10 @@ impl EventLog {
                 "SELECT max(seq), group_concat(body, char(10) ORDER BY seq) FROM \
                  (SELECT seq, body FROM events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?)",
                 vec![int(after), int(upto), int(rows)],
-            )
-            .map_err(db)?
+            )?
             .raw()
             .next()
-            .transpose()
-            .map_err(db)?;
+            .transpose()?;
         match row.as_deref() {
             Some([last, SqlStorageValue::String(lines)]) => {
                 let last = match last {
@@ -231,7 +221,7 @@ impl EventLog {
     /// Deletes every event; seqs continue from where they were.
     pub fn clear(&self) -> ApiResult<()> {
         self.set_meta("seq_floor", &self.last_seq().to_string())?;
-        self.sql.exec("DELETE FROM events", None).map_err(db)?;
+        self.sql.exec("DELETE FROM events", None)?;
         Ok(())
     }
 
@@ -243,20 +233,16 @@ impl EventLog {
                 "SELECT id, started_at, process_id, callback_at, last_aseq FROM executions \
                  WHERE status = 'running' ORDER BY started_at DESC LIMIT 1",
                 None,
-            )
-            .map_err(db)?
-            .to_array()
-            .map_err(db)?;
+            )?
+            .to_array()?;
         Ok(rows.into_iter().next())
     }
 
     pub fn start_execution(&self, id: &str, now_ms: u64) -> ApiResult<()> {
-        self.sql
-            .exec(
-                "INSERT INTO executions(id, status, started_at) VALUES (?, 'running', ?)",
-                vec![text(id), int(now_ms)],
-            )
-            .map_err(db)?;
+        self.sql.exec(
+            "INSERT INTO executions(id, status, started_at) VALUES (?, 'running', ?)",
+            vec![text(id), int(now_ms)],
+        )?;
         Ok(())
     }
 
@@ -272,6 +258,15 @@ impl EventLog {
             "UPDATE executions SET callback_at = COALESCE(callback_at, ?) WHERE id = ?",
             vec![int(now_ms), text(id)],
         )
+    }
+
+    /// The highest agent line position stored for execution `id`.
+    pub fn last_aseq(&self, id: &str) -> ApiResult<u64> {
+        let n = self.scalar(
+            "SELECT last_aseq FROM executions WHERE id = ?",
+            vec![text(id)],
+        )?;
+        Ok(n.max(0) as u64)
     }
 
     pub fn set_last_aseq(&self, id: &str, aseq: u64) -> ApiResult<()> {
@@ -300,19 +295,17 @@ impl EventLog {
     }
 
     fn update(&self, query: &str, bindings: Vec<SqlStorageValue>) -> ApiResult<()> {
-        self.sql.exec(query, bindings).map_err(db)?;
+        self.sql.exec(query, bindings)?;
         Ok(())
     }
 
     pub fn meta(&self, key: &str) -> ApiResult<Option<String>> {
         let row = self
             .sql
-            .exec("SELECT value FROM meta WHERE key = ?", vec![text(key)])
-            .map_err(db)?
+            .exec("SELECT value FROM meta WHERE key = ?", vec![text(key)])?
             .raw()
             .next()
-            .transpose()
-            .map_err(db)?;
+            .transpose()?;
         Ok(match row.as_deref() {
             Some([SqlStorageValue::String(v)]) => Some(v.clone()),
             _ => None,

@@ -2,9 +2,8 @@
 //! sandbox's agent WebSocket. Nothing is stored on this path, and a dropped socket cannot be resumed.
 
 use futures::{select, StreamExt};
-use serde::Deserialize;
 use serde_json::json;
-use vf_protocol::api::{Autonomy, SessionMode};
+use vf_protocol::legacy::{AgentStart, ClientMessage};
 use worker::{Env, Request, Response, WebSocket, WebSocketPair, WebsocketEvent};
 
 use crate::auth::{self, User};
@@ -12,22 +11,6 @@ use crate::error::{ApiError, ApiResult};
 use crate::http;
 use crate::sandbox::SandboxClient;
 use crate::sessions;
-
-/// What the browser sends on the legacy socket.
-#[derive(Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
-enum BrowserMessage {
-    Query {
-        prompt: String,
-        #[serde(default)]
-        model: Option<String>,
-        #[serde(default)]
-        mode: Option<SessionMode>,
-        #[serde(default)]
-        autonomy: Option<Autonomy>,
-    },
-    Stop,
-}
 
 /// `GET /api/sdk/ws?sessionId=`: checks the user and their session, opens the sandbox's agent socket, and relays.
 pub async fn websocket(req: Request, env: &Env, user: &User) -> ApiResult<Response> {
@@ -41,11 +24,9 @@ pub async fn websocket(req: Request, env: &Env, user: &User) -> ApiResult<Respon
         .await?
         .map(|u| u.claude_token)
         .ok_or(ApiError::Unauthorized)?;
-    let upstream = SandboxClient::for_sandbox(env, &session.sandbox_id)
-        .map_err(|e| ApiError::Internal(e.to_string()))?
+    let upstream = SandboxClient::for_sandbox(env, &session.sandbox_id)?
         .agent_socket()
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        .await?;
     upstream.accept()?;
     let pair = WebSocketPair::new()?;
     pair.server.accept()?;
@@ -72,20 +53,24 @@ async fn relay(
             event = from_browser.next() => match event {
                 Some(Ok(WebsocketEvent::Message(message))) => {
                     let Some(text) = message.text() else { continue };
-                    match serde_json::from_str::<BrowserMessage>(&text) {
-                        Ok(BrowserMessage::Query { prompt, model, mode, autonomy }) => {
-                            upstream.send(&json!({
-                                "prompt": prompt,
-                                "model": model,
-                                "mode": mode,
-                                "autonomy": autonomy,
-                                "env": {
-                                    "IS_SANDBOX": "1",
-                                    "CLAUDE_CODE_OAUTH_TOKEN": claude_token,
-                                },
-                            }))?;
+                    match serde_json::from_str::<ClientMessage>(&text) {
+                        Ok(ClientMessage::Query { prompt, model, mode, autonomy }) => {
+                            upstream.send(&AgentStart {
+                                prompt,
+                                session_id: None,
+                                sdk_session_id: None,
+                                model,
+                                mode,
+                                autonomy,
+                                env: [
+                                    ("IS_SANDBOX", "1"),
+                                    ("CLAUDE_CODE_OAUTH_TOKEN", claude_token),
+                                ]
+                                .map(|(k, v)| (k.to_string(), v.to_string()))
+                                .into(),
+                            })?;
                         }
-                        Ok(BrowserMessage::Stop) => upstream.send(&json!({"type": "stop"}))?,
+                        Ok(ClientMessage::Stop) => upstream.send(&ClientMessage::Stop)?,
                         Err(e) => browser.send(&json!({
                             "type": "error",
                             "code": "dispatch-failed",

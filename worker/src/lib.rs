@@ -1,8 +1,10 @@
 //! VaporForge Worker: routes requests, maps errors to responses in one place, exports the two Durable Objects.
 
 mod auth;
+mod body_reader;
 mod chat_session_agent;
 mod config;
+mod dispatch;
 mod error;
 mod event_log;
 mod fanout;
@@ -36,7 +38,7 @@ async fn route(req: Request, env: &Env) -> ApiResult<Response> {
         check_origin(&req, env)?;
     }
     match (method, segments.as_slice()) {
-        (Method::Post, ["internal", "stream"]) => v15::callback(req, env).await,
+        (Method::Post | Method::Get, ["internal", "stream"]) => v15::callback(req, env).await,
         (Method::Post, ["api", "auth", "login"]) => auth::login(req, env).await,
         (Method::Post, ["api", "auth", "logout"]) => auth::logout(req, env).await,
         (Method::Put, ["api", "admin", "flags"]) => flags::put(req, env).await,

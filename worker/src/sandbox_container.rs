@@ -101,8 +101,7 @@ impl SandboxContainer {
 
     /// Pings `vf-sandbox` until it answers: right after `start()` its server is not listening yet.
     async fn wait_until_listening(&self, container: &Container, port: &Fetcher) -> ApiResult<()> {
-        let client = SandboxClient::for_port(&self.env, port.clone())
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        let client = SandboxClient::for_port(&self.env, port.clone())?;
         let deadline = config::now_ms() + STARTUP_TIMEOUT_MS;
         loop {
             let failure = match client.ping().await {
@@ -153,10 +152,10 @@ impl SandboxContainer {
         Ok(())
     }
 
-    async fn running_processes(&self, container: &Container) -> Result<usize, String> {
-        let port = container.get_tcp_port(PORT).map_err(|e| e.to_string())?;
-        let client = SandboxClient::for_port(&self.env, port).map_err(|e| e.to_string())?;
-        let processes = client.processes().await.map_err(|e| e.to_string())?;
+    async fn running_processes(&self, container: &Container) -> ApiResult<usize> {
+        let port = container.get_tcp_port(PORT)?;
+        let client = SandboxClient::for_port(&self.env, port)?;
+        let processes = client.processes().await?;
         Ok(processes.iter().filter(|p| p.is_running()).count())
     }
 }

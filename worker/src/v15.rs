@@ -6,8 +6,8 @@ use vf_protocol::token::{self, ExecutionClaims};
 use worker::{Env, Method, Request, RequestInit, Response};
 
 use crate::auth::User;
-use crate::chat_session_agent::ChatForward;
 use crate::config;
+use crate::dispatch::ChatForward;
 use crate::error::{ApiError, ApiResult};
 use crate::http;
 use crate::sessions;
@@ -16,7 +16,7 @@ use crate::sessions;
 pub async fn chat(mut req: Request, env: &Env, user: &User) -> ApiResult<Response> {
     let request: ChatRequest = http::read_json(&mut req).await?;
     request.validate()?;
-    sessions::owned(env, user, &request.session_id).await?;
+    let session = sessions::owned(env, user, &request.session_id).await?;
     let origin = match config::var(env, "PUBLIC_URL") {
         Some(url) => url.trim_end_matches('/').to_string(),
         None => req.url()?.origin().ascii_serialization(),
@@ -24,6 +24,7 @@ pub async fn chat(mut req: Request, env: &Env, user: &User) -> ApiResult<Respons
     let forward = ChatForward {
         user_id: user.id.clone(),
         origin,
+        sandbox_id: session.sandbox_id,
         request,
     };
     let body = serde_json::to_string(&forward).expect("forwards serialize");
@@ -63,13 +64,13 @@ pub async fn cancel(env: &Env, user: &User, id: &str) -> ApiResult<Response> {
     to_agent(env, id, Method::Post, "/cancel", None).await
 }
 
-/// `POST /internal/stream`: the token is verified here, in the Worker, so a bad token costs one HMAC and wakes
-/// nothing; the body streams through to the DO untouched.
+/// `POST /internal/stream` (the agent's lines) and `GET /internal/stream` (the mark it asks for): the token is
+/// verified here, in the Worker, so a bad token costs one HMAC and wakes nothing; the body streams through to
+/// the DO untouched.
 pub async fn callback(req: Request, env: &Env) -> ApiResult<Response> {
     let bearer = http::bearer(&req).ok_or(ApiError::Unauthorized)?;
     let secret = config::secret(env, "JWT_SECRET")?;
-    let claims: ExecutionClaims = token::verify(&bearer, secret.as_bytes(), config::now_secs())
-        .map_err(|_| ApiError::Unauthorized)?;
+    let claims: ExecutionClaims = token::verify(&bearer, secret.as_bytes(), config::now_secs())?;
     let stub = config::chat_session(env, &claims.session_id)?;
     Ok(stub.fetch_with_request(req).await?)
 }

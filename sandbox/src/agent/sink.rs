@@ -2,15 +2,16 @@
 //!
 //! Both get the same lines, numbered by the same [`Output`].
 
-use bytes::Bytes;
+use std::collections::VecDeque;
 use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt as _;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-
-use futures::StreamExt as _;
-use tokio::time::Instant;
-use vf_protocol::api::CallbackReceipt;
+use tokio::time::{timeout, Instant};
+use vf_protocol::api::{CallbackReceipt, StreamMark};
 use vf_protocol::{AgentLine, Event};
 
 use crate::Error;
@@ -26,16 +27,77 @@ pub enum Sink {
 
 /// A connection that lasted this long worked, whatever happens to it next.
 const STABLE_CONNECTION: Duration = Duration::from_secs(5);
-/// Lines kept for resending after a reconnect; past this the agent stops journaling and cannot resume.
-const MAX_JOURNAL_BYTES: usize = 256 * 1024 * 1024;
+/// Unacknowledged lines kept for resending; when the journal is full the agent asks the DO what it stored and
+/// drops that, and only if the DO is that far behind does it stop journaling (and can then no longer resume).
+const MAX_JOURNAL_BYTES: usize = 64 * 1024 * 1024;
+/// The first and the longest wait between two reconnection attempts (each wait is jittered).
+const FIRST_RETRY: Duration = Duration::from_millis(250);
+const LONGEST_RETRY: Duration = Duration::from_secs(4);
+
+/// The numbered lines the DO has not acknowledged yet, for resending after a reconnect.
+#[derive(Debug, Default)]
+pub struct Journal {
+    lines: VecDeque<(u64, Bytes)>,
+    bytes: usize,
+    /// The highest `aseq` written.
+    written: u64,
+    /// The first line that did not fit (every later one is missing too): past it the journal cannot resume.
+    overflow_at: Option<u64>,
+}
+
+impl Journal {
+    /// Keeps line `aseq`; false (and nothing kept, now or later) when it does not fit under `max_bytes`.
+    fn push(&mut self, aseq: u64, line: Bytes, max_bytes: usize) -> bool {
+        self.written = self.written.max(aseq);
+        if self.overflow_at.is_some() || self.bytes + line.len() > max_bytes {
+            self.overflow_at.get_or_insert(aseq);
+            return false;
+        }
+        self.bytes += line.len();
+        self.lines.push_back((aseq, line));
+        true
+    }
+
+    /// The DO stored every line up to `mark`: they are dropped. Once it has every line written, an overflow
+    /// no longer matters.
+    fn ack(&mut self, mark: u64) {
+        while let Some((aseq, line)) = self.lines.front() {
+            if *aseq > mark {
+                break;
+            }
+            self.bytes -= line.len();
+            self.lines.pop_front();
+        }
+        if mark >= self.written {
+            self.overflow_at = None;
+        }
+    }
+
+    /// The lines to resend after the DO's `mark`, or None when some of them are no longer kept.
+    fn resend_after(&mut self, mark: u64) -> Option<Vec<Bytes>> {
+        self.ack(mark);
+        let complete = self.overflow_at.is_none()
+            && self.lines.front().is_none_or(|(aseq, _)| *aseq == mark + 1);
+        complete.then(|| self.lines.iter().map(|(_, line)| line.clone()).collect())
+    }
+
+    /// Whether a line of `len` bytes fits.
+    fn has_room(&self, len: usize, max_bytes: usize) -> bool {
+        self.bytes + len <= max_bytes
+    }
+}
 
 /// One long-lived chunked POST per connection. The request runs in its own task; its body is whatever the channel
 /// yields: a line leaves as soon as it is written, as its own chunk, and lines that queued up while the connection
 /// was busy (a burst) leave together, as one chunk. The DO pays per chunk (a read, a transaction), not per line.
 ///
-/// Every numbered line is also kept in a journal. When the connection breaks, the agent opens a new POST and
-/// resends the journal from the start: the DO drops every line whose `aseq` it already stored, so nothing is lost
-/// and nothing is stored twice, even when the DO restarted in between.
+/// Every numbered line is also kept in a [`Journal`] until the DO acknowledges it. The agent asks the DO for its
+/// mark (`GET` on the same URL, [`StreamMark`]) every half stall window while it writes: that trims the journal
+/// and tells whether the connection still delivers. A connection whose lines stopped arriving (the DO heard
+/// nothing for a stall window, or a write or a mark request hung that long) is abandoned like a broken one:
+/// the agent drops it, reads the mark, opens a new POST and resends only what the DO lacks. The DO stores each
+/// line once whatever arrives late on the abandoned connection (see `vf_protocol::ingest`), so nothing is lost
+/// and nothing is stored twice, even when the DO restarted in between. At most one connection sends at a time.
 pub struct Callback {
     url: String,
     jwt: String,
@@ -43,43 +105,124 @@ pub struct Callback {
     body: mpsc::Sender<Bytes>,
     /// The current request; taken once its outcome has been read.
     response: Option<JoinHandle<reqwest::Result<reqwest::Response>>>,
-    journal: Vec<Bytes>,
-    journal_bytes: usize,
+    journal: Journal,
     /// How long a broken connection is retried before the agent gives up.
     reconnect_window: Duration,
+    /// How long the DO may go without hearing from a connection that writes before it counts as stalled.
+    stall_after: Duration,
     /// When the current connection was opened, and since when the callback has been failing (None: it works).
     opened_at: Instant,
     lost_since: Option<Instant>,
+    /// The mark request in flight, and when the last one started.
+    probe: Option<JoinHandle<Result<StreamMark, Error>>>,
+    probe_started: Instant,
 }
 
 impl Callback {
     fn open(&mut self) {
+        if let Some(old) = self.response.take() {
+            // Never two connections sending at once: whatever the old one still holds is the DO's to drop.
+            old.abort();
+        }
         let (body, response) = post(&self.client, &self.url, &self.jwt);
         self.body = body;
         self.response = Some(response);
         self.opened_at = Instant::now();
     }
 
-    async fn write(&mut self, line: Bytes, numbered: bool) -> Result<(), Error> {
-        if numbered && self.journal_bytes + line.len() <= MAX_JOURNAL_BYTES {
-            self.journal_bytes += line.len();
-            self.journal.push(line.clone());
+    async fn write(&mut self, line: Bytes, aseq: Option<u64>) -> Result<(), Error> {
+        if let Some(aseq) = aseq {
+            if !self.journal.has_room(line.len(), MAX_JOURNAL_BYTES) {
+                // Full: what the DO already has makes room.
+                if let Ok(Ok(mark)) = timeout(self.stall_after, self.mark()).await {
+                    self.journal.ack(mark.last_aseq);
+                }
+            }
+            self.journal.push(aseq, line.clone(), MAX_JOURNAL_BYTES);
         }
-        if self.body.send(line).await.is_ok() {
-            return Ok(());
+        if let Some(reason) = self.check_progress().await {
+            return self.reconnect(reason).await;
         }
-        // The receiver is gone: the request ended. Why decides whether to resume.
-        match self.outcome().await? {
-            Ok(response) => Err(final_answer(&response)),
-            Err(e) => self.resume(e).await,
+        match timeout(self.stall_after, self.body.send(line)).await {
+            Ok(Ok(())) => Ok(()),
+            // The receiver is gone: the request ended. Why decides whether to resume.
+            Ok(Err(_)) => match self.outcome().await? {
+                Ok(response) if response.status() == reqwest::StatusCode::CONFLICT => {
+                    self.resume(Error::CallbackStatus(response.status())).await
+                }
+                Ok(response) => Err(final_answer(&response)),
+                Err(e) => self.resume(e.into()).await,
+            },
+            Err(_) => self.reconnect(Error::CallbackStalled).await,
         }
     }
 
-    /// Ends the body and waits for the receipt, resuming first if the connection broke on the way.
+    /// Reads the finished mark request, if any, and starts the next one when it is due. Returns why the
+    /// connection counts as stalled, if it does.
+    async fn check_progress(&mut self) -> Option<Error> {
+        let due = self.probe_started.elapsed() >= self.stall_after / 2;
+        match self.probe.take() {
+            Some(probe) if probe.is_finished() => {
+                if let Ok(Ok(mark)) = probe.await {
+                    self.journal.ack(mark.last_aseq);
+                    let idle = Duration::from_millis(mark.idle_ms);
+                    if idle > self.stall_after && self.opened_at.elapsed() > self.stall_after {
+                        return Some(Error::CallbackStalled);
+                    }
+                }
+            }
+            Some(probe) if self.probe_started.elapsed() > self.stall_after => {
+                probe.abort();
+                return Some(Error::CallbackStalled);
+            }
+            Some(probe) => {
+                self.probe = Some(probe);
+                return None;
+            }
+            None => {}
+        }
+        // Asked even when every line is acknowledged: a stalled connection also holds back the heartbeats.
+        if due {
+            self.probe_started = Instant::now();
+            let (client, url, jwt) = (self.client.clone(), self.url.clone(), self.jwt.clone());
+            self.probe = Some(tokio::spawn(async move { mark(&client, &url, &jwt).await }));
+        }
+        None
+    }
+
+    /// Ends the body and waits for the receipt, resuming first if the connection broke or stalled on the way.
     async fn finish(mut self) -> Result<(), Error> {
         loop {
             self.body = mpsc::channel(1).0;
-            match self.outcome().await? {
+            let Some(response) = self.response.as_mut() else {
+                return Err(Error::CallbackClosed);
+            };
+            let outcome = match timeout(self.stall_after, response).await {
+                Ok(outcome) => {
+                    self.response = None;
+                    outcome.map_err(std::io::Error::other)?
+                }
+                Err(_) => {
+                    // No answer yet: the DO may still be storing a burst, or the connection stalled.
+                    match timeout(self.stall_after, self.mark()).await {
+                        Ok(Ok(mark)) if mark.last_aseq >= self.journal.written => {
+                            eprintln!(
+                                "vf-agent: the DO has every line; not waiting for its receipt"
+                            );
+                            return Ok(());
+                        }
+                        Ok(Ok(mark)) if Duration::from_millis(mark.idle_ms) < self.stall_after => {
+                            continue
+                        }
+                        Ok(Err(e @ Error::CallbackStatus(_))) => return Err(e),
+                        _ => {
+                            self.resume(Error::CallbackStalled).await?;
+                            continue;
+                        }
+                    }
+                }
+            };
+            match outcome {
                 Ok(response) if response.status().is_success() => {
                     let status = response.status();
                     let body = response.bytes().await.unwrap_or_default();
@@ -94,8 +237,12 @@ impl Callback {
                     }
                     return Ok(());
                 }
+                Ok(response) if response.status() == reqwest::StatusCode::CONFLICT => {
+                    self.resume(Error::CallbackStatus(response.status()))
+                        .await?
+                }
                 Ok(response) => return Err(Error::CallbackStatus(response.status())),
-                Err(e) => self.resume(e).await?,
+                Err(e) => self.resume(e.into()).await?,
             }
         }
     }
@@ -106,42 +253,107 @@ impl Callback {
         Ok(response.await.map_err(std::io::Error::other)?)
     }
 
-    /// Reopens the callback after a transport failure and resends the journal, with backoff, for up to
-    /// `reconnect_window`. An HTTP answer on the way (the DO ended the execution, or refused the token) is final.
-    async fn resume(&mut self, error: reqwest::Error) -> Result<(), Error> {
+    /// What the DO has stored of this execution.
+    async fn mark(&self) -> Result<StreamMark, Error> {
+        mark(&self.client, &self.url, &self.jwt).await
+    }
+
+    /// Drops a stalled connection and resumes on a new one.
+    async fn reconnect(&mut self, reason: Error) -> Result<(), Error> {
+        if let Some(old) = self.response.take() {
+            old.abort();
+        }
+        self.resume(reason).await
+    }
+
+    /// Reopens the callback after a failure and resends what the DO lacks, with jittered backoff, for up to
+    /// `reconnect_window`. An HTTP refusal on the way (the execution ended, the token was refused) is final.
+    async fn resume(&mut self, mut error: Error) -> Result<(), Error> {
         // A connection that held for a while counts as having worked: the window starts again. Lines queued
         // into a request prove nothing (they wait in the channel), so time is the only evidence there is.
         if self.opened_at.elapsed() > STABLE_CONNECTION {
             self.lost_since = None;
         }
         let lost_since = *self.lost_since.get_or_insert_with(Instant::now);
-        let mut delay = Duration::from_millis(250);
-        let mut error = Error::from(error);
+        if let Some(probe) = self.probe.take() {
+            probe.abort();
+        }
+        let mut attempt = 0;
         loop {
             eprintln!("vf-agent: callback connection lost ({error}); reconnecting");
+            attempt += 1;
+            let delay = retry_delay(attempt, fastrand::f64());
             if lost_since.elapsed() + delay > self.reconnect_window {
                 return Err(error);
             }
             tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(4));
+            let mark = match timeout(self.stall_after, self.mark()).await {
+                Ok(Ok(mark)) => mark,
+                Ok(Err(e @ Error::CallbackStatus(_))) => return Err(e),
+                Ok(Err(e)) => {
+                    error = e;
+                    continue;
+                }
+                Err(_) => {
+                    error = Error::CallbackStalled;
+                    continue;
+                }
+            };
+            let Some(lines) = self.journal.resend_after(mark.last_aseq) else {
+                return Err(Error::JournalIncomplete(mark.last_aseq));
+            };
             self.open();
             let mut resent = 0;
-            for line in &self.journal {
+            for line in &lines {
                 if self.body.send(line.clone()).await.is_err() {
                     break;
                 }
                 resent += 1;
             }
-            if resent == self.journal.len() {
-                eprintln!("vf-agent: callback reopened; resent {resent} lines");
+            if resent == lines.len() {
+                eprintln!(
+                    "vf-agent: callback reopened after aseq {}; resent {resent} lines",
+                    mark.last_aseq
+                );
+                self.probe_started = Instant::now();
                 return Ok(());
             }
             match self.outcome().await? {
+                Ok(response) if response.status() == reqwest::StatusCode::CONFLICT => {
+                    error = Error::CallbackStatus(response.status())
+                }
                 Ok(response) => return Err(final_answer(&response)),
-                Err(e) => error = Error::from(e),
+                Err(e) => error = e.into(),
             }
         }
     }
+}
+
+/// The wait before reconnection attempt `attempt` (1-based): doubling from [`FIRST_RETRY`] up to
+/// [`LONGEST_RETRY`], with `jitter` (0 to 1) taking up to half of it off, so agents that lost the same Worker at
+/// once do not all come back at once.
+fn retry_delay(attempt: u32, jitter: f64) -> Duration {
+    let full = FIRST_RETRY
+        .saturating_mul(1 << attempt.saturating_sub(1).min(16))
+        .min(LONGEST_RETRY);
+    full.mul_f64(1.0 - jitter.clamp(0.0, 1.0) / 2.0)
+}
+
+/// `GET` on the callback URL with the execution token: the DO's [`StreamMark`]. A 4xx is final (the execution
+/// is over, or the token is refused): [`Error::CallbackStatus`].
+async fn mark(client: &reqwest::Client, url: &str, jwt: &str) -> Result<StreamMark, Error> {
+    let response = client.get(url).bearer_auth(jwt).send().await?;
+    let status = response.status();
+    if status.is_client_error() {
+        return Err(Error::CallbackStatus(status));
+    }
+    if !status.is_success() {
+        return Err(Error::Callback(format!(
+            "the mark request answered {status}"
+        )));
+    }
+    let body = response.bytes().await?;
+    serde_json::from_slice(&body).map_err(|e| Error::Callback(format!("not a stream mark: {e}")))
 }
 
 /// An HTTP answer that arrived while lines were still being written: the execution is over for the DO.
@@ -182,7 +394,12 @@ impl Sink {
     }
 
     /// Opens the POST to `url`; `jwt` goes in the Authorization header and nowhere else.
-    pub fn callback(url: &str, jwt: &str, reconnect_window: Duration) -> Result<Self, Error> {
+    pub fn callback(
+        url: &str,
+        jwt: &str,
+        reconnect_window: Duration,
+        stall_after: Duration,
+    ) -> Result<Self, Error> {
         let client = reqwest::Client::builder().build()?;
         let (body, response) = post(&client, url, jwt);
         Ok(Sink::Callback(Callback {
@@ -191,22 +408,24 @@ impl Sink {
             client,
             body,
             response: Some(response),
-            journal: Vec::new(),
-            journal_bytes: 0,
+            journal: Journal::default(),
             reconnect_window,
+            stall_after,
             opened_at: Instant::now(),
             lost_since: None,
+            probe: None,
+            probe_started: Instant::now(),
         }))
     }
 
-    async fn write(&mut self, line: Vec<u8>, numbered: bool) -> Result<(), Error> {
+    async fn write(&mut self, line: Vec<u8>, aseq: Option<u64>) -> Result<(), Error> {
         match self {
             Sink::Stdout(stdout) => {
                 stdout.write_all(&line).await?;
                 stdout.flush().await?;
                 Ok(())
             }
-            Sink::Callback(callback) => callback.write(line.into(), numbered).await,
+            Sink::Callback(callback) => callback.write(line.into(), aseq).await,
         }
     }
 
@@ -251,7 +470,7 @@ impl Output {
         self.finished = event.is_terminal();
         self.last_write = Instant::now();
         self.sink
-            .write(AgentLine { aseq, event }.to_line(), aseq.is_some())
+            .write(AgentLine { aseq, event }.to_line(), aseq)
             .await
     }
 
@@ -267,5 +486,66 @@ impl Output {
 
     pub async fn close(self) -> Result<(), Error> {
         self.sink.close().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(n: u64) -> Bytes {
+        Bytes::from(format!("line {n}\n"))
+    }
+
+    #[test]
+    fn acknowledged_lines_leave_the_journal() {
+        let mut journal = Journal::default();
+        for n in 1..=5 {
+            assert!(journal.push(n, line(n), 1024));
+        }
+        journal.ack(3);
+        assert_eq!(journal.resend_after(3), Some(vec![line(4), line(5)]));
+        journal.ack(5);
+        assert_eq!((journal.lines.len(), journal.bytes), (0, 0));
+        assert_eq!(journal.resend_after(5), Some(vec![]));
+    }
+
+    #[test]
+    fn a_mark_behind_what_was_acknowledged_resends_only_what_is_kept() {
+        let mut journal = Journal::default();
+        for n in 1..=4 {
+            journal.push(n, line(n), 1024);
+        }
+        journal.ack(2);
+        // A mark can never go back (the DO's is durable), but if it did, lines already dropped are missing.
+        assert_eq!(journal.resend_after(1), None);
+        assert_eq!(journal.resend_after(2), Some(vec![line(3), line(4)]));
+    }
+
+    #[test]
+    fn an_overflowed_journal_says_it_cannot_resume_until_the_do_has_everything() {
+        let mut journal = Journal::default();
+        let size = line(1).len();
+        assert!(journal.push(1, line(1), size * 2));
+        assert!(journal.push(2, line(2), size * 2));
+        assert!(!journal.push(3, line(3), size * 2));
+        // Once full, nothing more is kept, even if room appears: the lines after the first missing one would
+        // leave a gap.
+        journal.ack(1);
+        assert!(!journal.push(4, line(4), size * 2));
+        assert_eq!(journal.resend_after(1), None);
+        // The DO got everything over the live connection: the journal is whole again.
+        journal.ack(4);
+        assert!(journal.push(5, line(5), size * 2));
+        assert_eq!(journal.resend_after(4), Some(vec![line(5)]));
+    }
+
+    #[test]
+    fn retry_delays_double_up_to_the_cap_and_jitter_takes_at_most_half() {
+        assert_eq!(retry_delay(1, 0.0), FIRST_RETRY);
+        assert_eq!(retry_delay(2, 0.0), FIRST_RETRY * 2);
+        assert_eq!(retry_delay(30, 0.0), LONGEST_RETRY);
+        assert_eq!(retry_delay(30, 1.0), LONGEST_RETRY / 2);
+        assert!(retry_delay(3, 0.5) < retry_delay(3, 0.0));
     }
 }

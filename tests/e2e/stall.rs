@@ -1,0 +1,121 @@
+//! A callback connection that stalls instead of breaking: every line is still stored exactly once, in order.
+
+use std::time::{Duration, Instant};
+
+use vf_e2e::proxy::FreezableProxy;
+use vf_e2e::{Client, Stack, StackOptions};
+use vf_protocol::Event;
+
+/// Deltas of the stalled answer, and the agent's pace (µs between deltas).
+const DELTAS: u64 = 4_000;
+const INTERVAL_US: u64 = 1_500;
+/// What the agent logs when it gives up on a connection that stopped delivering.
+const STALLED: &str = "callback connection lost (callback connection stalled)";
+
+/// A stack whose agent calls back through a proxy the test can freeze.
+pub struct Stalled {
+    pub stack: Stack,
+    pub proxy: FreezableProxy,
+}
+
+impl Stalled {
+    /// The agent's callback goes through the proxy (via `PUBLIC_URL`), the agent is the synthetic one (its
+    /// deltas carry their send time, so order and duplicates show), and it abandons a connection the DO has not
+    /// heard from for a second. The DO's watchdog window (6 s) is longer than any stall here.
+    pub async fn start() -> Stalled {
+        let proxy = FreezableProxy::start().await;
+        let stack = Stack::start(options(&proxy)).await;
+        proxy.set_target(stack.worker_addr());
+        Stalled { stack, proxy }
+    }
+}
+
+fn options(proxy: &FreezableProxy) -> StackOptions {
+    StackOptions {
+        worker_vars: vec![(
+            "PUBLIC_URL".into(),
+            format!("http://127.0.0.1:{}", proxy.port),
+        )],
+        sandbox_env: vec![
+            ("VF_SYNTHETIC".into(), format!("{DELTAS}:64:{INTERVAL_US}")),
+            ("VF_CALLBACK_STALL_SECS".into(), "1".into()),
+        ],
+        ..StackOptions::default()
+    }
+}
+
+/// Waits until `fact` holds, for at most `limit`.
+async fn wait_until(what: &str, limit: Duration, mut fact: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !fact() {
+        assert!(Instant::now() < deadline, "{what} within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The network between the agent and the Worker freezes twice during one long answer (connections open, no
+/// bytes either way) until the agent gives up on its connection; when it thaws, the bytes still in flight on
+/// the abandoned connection reach the DO as well as the agent's resend on a new one. Every delta is stored
+/// once, in order, and the answer ends with one `done`.
+pub async fn a_stalled_callback_stores_every_line_once(stalled: &Stalled) {
+    let Stalled { stack, proxy } = stalled;
+    let user = Client::signed_in(&stack.base).await;
+    let session = user.create_session().await;
+    let mut stream = user.chat(&session.id, "a long answer").await;
+    assert_eq!(stream.status(), 200);
+    let mut deltas = 0u64;
+    for (freeze_at, stalls) in [(DELTAS / 5, 1), (DELTAS / 2, 2)] {
+        while deltas < freeze_at {
+            match stream
+                .next()
+                .await
+                .expect("the answer goes on")
+                .envelope
+                .event
+            {
+                Event::TextDelta { .. } => deltas += 1,
+                Event::Done { .. } | Event::Error { .. } => panic!("the answer ended early"),
+                _ => {}
+            }
+        }
+        proxy.freeze();
+        // Frozen until the agent has given up on its connection: longer than its stall window by construction.
+        wait_until(
+            "the agent notices the stall",
+            Duration::from_secs(30),
+            || stack.agent_logs().matches(STALLED).count() >= stalls,
+        )
+        .await;
+        proxy.thaw();
+    }
+    let lines = stream.collect().await;
+    let terminals: Vec<&Event> = lines
+        .iter()
+        .map(|l| &l.envelope.event)
+        .filter(|e| e.is_terminal())
+        .collect();
+    assert!(
+        matches!(terminals.as_slice(), [Event::Done { .. }]),
+        "one done: {terminals:?}"
+    );
+
+    let stored = user.events(&session.id, 0).await.collect().await;
+    let stamps: Vec<u64> = stored
+        .iter()
+        .filter_map(|l| match &l.envelope.event {
+            Event::TextDelta { text } => text.split_whitespace().next()?.parse().ok(),
+            _ => None,
+        })
+        .collect();
+    let doubled = stamps.windows(2).filter(|w| w[0] >= w[1]).count();
+    assert_eq!(doubled, 0, "every delta once and in order");
+    assert_eq!(stamps.len() as u64, DELTAS, "every delta stored");
+    let seqs: Vec<u64> = stored.iter().filter_map(|l| l.envelope.seq).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]));
+    let logs = stack.agent_logs();
+    println!(
+        "    {} stalls survived; {} resends",
+        logs.matches(STALLED).count(),
+        logs.matches("callback reopened").count()
+    );
+}
