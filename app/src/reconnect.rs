@@ -29,33 +29,14 @@ impl ConnectionState {
     }
 }
 
-/// Exponential backoff: `initial_ms`, doubled per failed attempt up to `max_ms`, at most `max_attempts` tries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Backoff {
-    pub initial_ms: u32,
-    pub max_ms: u32,
-    pub max_attempts: u32,
-}
+pub use vf_protocol::backoff::Backoff;
 
-impl Default for Backoff {
-    fn default() -> Self {
-        Backoff {
-            initial_ms: 500,
-            max_ms: 8_000,
-            max_attempts: 8,
-        }
-    }
-}
-
-impl Backoff {
-    /// The wait before attempt `attempt` (1-based).
-    pub fn delay_ms(&self, attempt: u32) -> u32 {
-        let doublings = attempt.saturating_sub(1).min(31);
-        self.initial_ms
-            .saturating_mul(1u32 << doublings)
-            .min(self.max_ms)
-    }
-}
+/// How the browser resumes a dropped stream: 0.5 s, doubling to 8 s, 8 tries.
+pub const RESUME_BACKOFF: Backoff = Backoff {
+    initial_ms: 500,
+    max_ms: 8_000,
+    max_attempts: 8,
+};
 
 /// What the hook should do next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +55,9 @@ pub enum Decision {
 #[derive(Debug, Clone)]
 pub struct Reconnector {
     backoff: Backoff,
+    /// A number in [0, 1) per delay (`Math.random` in the browser), so that tabs that lost the same server at
+    /// once do not all come back at once.
+    jitter: fn() -> f64,
     state: ConnectionState,
     /// Drops since the last event arrived.
     failures: u32,
@@ -82,9 +66,10 @@ pub struct Reconnector {
 }
 
 impl Reconnector {
-    pub fn new(backoff: Backoff, stale_after_ms: u64) -> Self {
+    pub fn new(backoff: Backoff, stale_after_ms: u64, jitter: fn() -> f64) -> Self {
         Reconnector {
             backoff,
+            jitter,
             state: ConnectionState::Idle,
             failures: 0,
             stale_after_ms,
@@ -142,7 +127,7 @@ impl Reconnector {
         self.state = ConnectionState::Reconnecting {
             attempt: self.failures,
         };
-        Decision::ResumeIn(self.backoff.delay_ms(self.failures))
+        Decision::ResumeIn(self.backoff.delay_ms(self.failures, (self.jitter)()))
     }
 
     /// The browser lost the network; an open stream will notice on its own.
@@ -195,15 +180,8 @@ mod tests {
                 max_attempts: 3,
             },
             30_000,
+            || 0.0,
         )
-    }
-
-    #[test]
-    fn backoff_doubles_up_to_the_cap() {
-        let b = Backoff::default();
-        let delays: Vec<u32> = (1..=7).map(|a| b.delay_ms(a)).collect();
-        assert_eq!(delays, [500, 1_000, 2_000, 4_000, 8_000, 8_000, 8_000]);
-        assert_eq!(b.delay_ms(1_000), 8_000);
     }
 
     #[test]

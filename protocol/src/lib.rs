@@ -5,6 +5,7 @@
 
 pub mod agent_env;
 pub mod api;
+pub mod backoff;
 pub mod decode;
 pub mod event;
 pub mod flags;

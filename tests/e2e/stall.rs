@@ -11,6 +11,10 @@ const DELTAS: u64 = 4_000;
 const INTERVAL_US: u64 = 1_500;
 /// What the agent logs when it gives up on a connection that stopped delivering.
 const STALLED: &str = "callback connection lost (callback connection stalled)";
+/// Deltas the client sees from the new connection before the frozen one thaws.
+const AFTER_RESEND: u64 = 300;
+/// What it logs when it resent on a new connection.
+const REOPENED: &str = "callback reopened";
 
 /// A stack whose agent calls back through a proxy the test can freeze.
 pub struct Stalled {
@@ -53,10 +57,10 @@ async fn wait_until(what: &str, limit: Duration, mut fact: impl FnMut() -> bool)
     }
 }
 
-/// The network between the agent and the Worker freezes twice during one long answer (connections open, no
-/// bytes either way) until the agent gives up on its connection; when it thaws, the bytes still in flight on
-/// the abandoned connection reach the DO as well as the agent's resend on a new one. Every delta is stored
-/// once, in order, and the answer ends with one `done`.
+/// The agent's callback connection freezes twice during one long answer (open, no bytes either way; new
+/// connections work) until the agent gives up on it and resends on a new one; when it thaws, the bytes still
+/// in flight on the abandoned connection reach the DO after the resend. Every delta is stored once, in order,
+/// and the answer ends with one `done`.
 pub async fn a_stalled_callback_stores_every_line_once(stalled: &Stalled) {
     let Stalled { stack, proxy } = stalled;
     let user = Client::signed_in(&stack.base).await;
@@ -64,28 +68,41 @@ pub async fn a_stalled_callback_stores_every_line_once(stalled: &Stalled) {
     let mut stream = user.chat(&session.id, "a long answer").await;
     assert_eq!(stream.status(), 200);
     let mut deltas = 0u64;
+    let mut next_delta = async || loop {
+        match stream
+            .next()
+            .await
+            .expect("the answer goes on")
+            .envelope
+            .event
+        {
+            Event::TextDelta { .. } => return,
+            Event::Done { .. } | Event::Error { .. } => panic!("the answer ended early"),
+            _ => {}
+        }
+    };
     for (freeze_at, stalls) in [(DELTAS / 5, 1), (DELTAS / 2, 2)] {
         while deltas < freeze_at {
-            match stream
-                .next()
-                .await
-                .expect("the answer goes on")
-                .envelope
-                .event
-            {
-                Event::TextDelta { .. } => deltas += 1,
-                Event::Done { .. } | Event::Error { .. } => panic!("the answer ended early"),
-                _ => {}
-            }
+            next_delta().await;
+            deltas += 1;
         }
         proxy.freeze();
-        // Frozen until the agent has given up on its connection: longer than its stall window by construction.
+        // Frozen until the agent has given up on its connection (longer than its stall window by construction)
+        // and resent on a new one ...
         wait_until(
-            "the agent notices the stall",
+            "the agent resends on a new connection",
             Duration::from_secs(30),
-            || stack.agent_logs().matches(STALLED).count() >= stalls,
+            || {
+                let logs = stack.agent_logs();
+                logs.matches(STALLED).count() >= stalls && logs.matches(REOPENED).count() >= stalls
+            },
         )
         .await;
+        // ... and the DO stored what the new one brought, so that what the frozen one holds arrives late.
+        for _ in 0..AFTER_RESEND {
+            next_delta().await;
+            deltas += 1;
+        }
         proxy.thaw();
     }
     let lines = stream.collect().await;
@@ -116,6 +133,6 @@ pub async fn a_stalled_callback_stores_every_line_once(stalled: &Stalled) {
     println!(
         "    {} stalls survived; {} resends",
         logs.matches(STALLED).count(),
-        logs.matches("callback reopened").count()
+        logs.matches(REOPENED).count()
     );
 }

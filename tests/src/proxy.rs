@@ -1,7 +1,9 @@
-//! A TCP proxy on loopback that a test can freeze: while frozen, every connection stays open and no byte moves
-//! either way (what a stalled network does), and new connections wait too; thawed, everything held goes on.
+//! A TCP proxy on loopback whose connections a test can freeze: a frozen connection stays open and no byte moves
+//! on it either way (a stalled path: a dead NAT mapping, a stuck middlebox), while connections opened after the
+//! freeze work; thawed, everything a frozen connection held goes on.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -11,7 +13,9 @@ use tokio::sync::watch;
 pub struct FreezableProxy {
     pub port: u16,
     target: Arc<OnceLock<SocketAddr>>,
-    frozen: watch::Sender<bool>,
+    /// Connections are numbered from 1 as they are accepted; those numbered below this are frozen (0: none).
+    frozen_below: watch::Sender<u64>,
+    accepted: Arc<AtomicU64>,
     accept: tokio::task::JoinHandle<()>,
 }
 
@@ -23,12 +27,19 @@ impl FreezableProxy {
             .expect("a loopback port");
         let port = listener.local_addr().expect("bound").port();
         let target = Arc::new(OnceLock::new());
-        let (frozen, _) = watch::channel(false);
-        let accept = tokio::spawn(accept_loop(listener, target.clone(), frozen.clone()));
+        let (frozen_below, _) = watch::channel(0);
+        let accepted = Arc::new(AtomicU64::new(0));
+        let accept = tokio::spawn(accept_loop(
+            listener,
+            target.clone(),
+            frozen_below.clone(),
+            accepted.clone(),
+        ));
         FreezableProxy {
             port,
             target,
-            frozen,
+            frozen_below,
+            accepted,
             accept,
         }
     }
@@ -37,12 +48,14 @@ impl FreezableProxy {
         self.target.set(target).expect("the target is set once");
     }
 
+    /// Freezes every connection open now.
     pub fn freeze(&self) {
-        self.frozen.send_replace(true);
+        self.frozen_below
+            .send_replace(self.accepted.load(Ordering::SeqCst) + 1);
     }
 
     pub fn thaw(&self) {
-        self.frozen.send_replace(false);
+        self.frozen_below.send_replace(0);
     }
 }
 
@@ -55,44 +68,57 @@ impl Drop for FreezableProxy {
 async fn accept_loop(
     listener: TcpListener,
     target: Arc<OnceLock<SocketAddr>>,
-    frozen: watch::Sender<bool>,
+    frozen_below: watch::Sender<u64>,
+    accepted: Arc<AtomicU64>,
 ) {
     while let Ok((client, _)) = listener.accept().await {
-        let target = target.clone();
-        let mut gate = frozen.subscribe();
-        let frozen = frozen.clone();
+        let id = accepted.fetch_add(1, Ordering::SeqCst) + 1;
+        let Some(target) = target.get().copied() else {
+            continue;
+        };
+        let frozen_below = frozen_below.clone();
         tokio::spawn(async move {
-            let _ = gate.wait_for(|f| !f).await;
-            let Some(target) = target.get().copied() else {
-                return;
-            };
             let Ok(server) = TcpStream::connect(target).await else {
                 return;
             };
             let (client_read, client_write) = client.into_split();
             let (server_read, server_write) = server.into_split();
-            tokio::spawn(pump(client_read, server_write, frozen.subscribe()));
-            tokio::spawn(pump(server_read, client_write, frozen.subscribe()));
+            tokio::spawn(pump(
+                id,
+                client_read,
+                server_write,
+                frozen_below.subscribe(),
+            ));
+            tokio::spawn(pump(
+                id,
+                server_read,
+                client_write,
+                frozen_below.subscribe(),
+            ));
         });
     }
 }
 
-/// Copies one direction, never moving a byte while frozen; an end or an error closes the other side's write.
+/// Copies one direction of connection `id`, never moving a byte while it is frozen; an end or an error closes
+/// the other side's write.
 async fn pump(
+    id: u64,
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
-    mut gate: watch::Receiver<bool>,
+    mut frozen_below: watch::Receiver<u64>,
 ) {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
-        if gate.wait_for(|f| !f).await.is_err() {
+        if frozen_below.wait_for(|below| id >= *below).await.is_err() {
             return;
         }
         let n = match from.read(&mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        if gate.wait_for(|f| !f).await.is_err() || to.write_all(&buf[..n]).await.is_err() {
+        if frozen_below.wait_for(|below| id >= *below).await.is_err()
+            || to.write_all(&buf[..n]).await.is_err()
+        {
             break;
         }
     }

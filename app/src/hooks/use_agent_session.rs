@@ -12,7 +12,7 @@ use web_sys::{AbortController, AbortSignal, Response};
 use crate::api::{self, ApiError, ApiResult};
 use crate::conversation::Conversation;
 use crate::legacy_ws::{self, ClientMessage, LegacySocket, SocketEvent};
-use crate::reconnect::{Backoff, ConnectionState, Decision, Reconnector};
+use crate::reconnect::{Backoff, ConnectionState, Decision, Reconnector, RESUME_BACKOFF};
 use crate::transport::{self, Transport};
 use crate::{browser, ndjson, notify};
 
@@ -39,7 +39,7 @@ pub struct UseAgentSessionOptions {
 impl Default for UseAgentSessionOptions {
     fn default() -> Self {
         UseAgentSessionOptions {
-            backoff: Backoff::default(),
+            backoff: RESUME_BACKOFF,
             stale_after_ms: 45_000,
             mode: None,
             model: None,
@@ -49,7 +49,34 @@ impl Default for UseAgentSessionOptions {
     }
 }
 
-/// Return type of [`use_agent_session`].
+/// Return type of [`use_agent_session`]: read-only signals to render, and closures to act.
+///
+/// ```no_run
+/// use leptos::prelude::*;
+/// use vf_app::hooks::use_agent_session::{use_agent_session, UseAgentSessionReturn};
+///
+/// #[component]
+/// fn Chat(#[prop(into)] session_id: Signal<String>) -> impl IntoView {
+///     let UseAgentSessionReturn {
+///         messages,
+///         is_streaming,
+///         send_message,
+///         stop,
+///         ..
+///     } = use_agent_session(session_id);
+///     view! {
+///         <p>{move || format!("{} messages", messages.get().len())}</p>
+///         <button on:click=move |_| send_message("Explain this repository".into())>"Ask"</button>
+///         <Show when=move || is_streaming.get()>
+///             <button on:click={
+///                 let stop = stop.clone();
+///                 move |_| stop()
+///             }>"Stop"</button>
+///         </Show>
+///     }
+/// }
+/// ```
+#[derive(Clone)]
 pub struct UseAgentSessionReturn<SendFn, StopFn, ClearFn>
 where
     SendFn: Fn(String) + Clone + Send + Sync,
@@ -200,7 +227,11 @@ impl Agent {
     fn new(session_id: Signal<String>, options: UseAgentSessionOptions) -> Self {
         let local = Local {
             conversation: Conversation::default(),
-            reconnect: Reconnector::new(options.backoff, options.stale_after_ms),
+            reconnect: Reconnector::new(
+                options.backoff,
+                options.stale_after_ms,
+                js_sys::Math::random,
+            ),
             generation: 0,
             link: None,
             retry: None,

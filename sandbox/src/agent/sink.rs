@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::{timeout, Instant};
 use vf_protocol::api::{CallbackReceipt, StreamMark};
+use vf_protocol::backoff::Backoff;
 use vf_protocol::{AgentLine, Event};
 
 use crate::Error;
@@ -30,9 +31,13 @@ const STABLE_CONNECTION: Duration = Duration::from_secs(5);
 /// Unacknowledged lines kept for resending; when the journal is full the agent asks the DO what it stored and
 /// drops that, and only if the DO is that far behind does it stop journaling (and can then no longer resume).
 const MAX_JOURNAL_BYTES: usize = 64 * 1024 * 1024;
-/// The first and the longest wait between two reconnection attempts (each wait is jittered).
-const FIRST_RETRY: Duration = Duration::from_millis(250);
-const LONGEST_RETRY: Duration = Duration::from_secs(4);
+/// The waits between two reconnection attempts: 250 ms doubling to 4 s, jittered; the attempts are bounded by
+/// the reconnect window, not by a count.
+const RETRY: Backoff = Backoff {
+    initial_ms: 250,
+    max_ms: 4_000,
+    max_attempts: u32::MAX,
+};
 
 /// The numbered lines the DO has not acknowledged yet, for resending after a reconnect.
 #[derive(Debug, Default)]
@@ -282,7 +287,7 @@ impl Callback {
         loop {
             eprintln!("vf-agent: callback connection lost ({error}); reconnecting");
             attempt += 1;
-            let delay = retry_delay(attempt, fastrand::f64());
+            let delay = Duration::from_millis(RETRY.delay_ms(attempt, fastrand::f64()).into());
             if lost_since.elapsed() + delay > self.reconnect_window {
                 return Err(error);
             }
@@ -327,16 +332,6 @@ impl Callback {
             }
         }
     }
-}
-
-/// The wait before reconnection attempt `attempt` (1-based): doubling from [`FIRST_RETRY`] up to
-/// [`LONGEST_RETRY`], with `jitter` (0 to 1) taking up to half of it off, so agents that lost the same Worker at
-/// once do not all come back at once.
-fn retry_delay(attempt: u32, jitter: f64) -> Duration {
-    let full = FIRST_RETRY
-        .saturating_mul(1 << attempt.saturating_sub(1).min(16))
-        .min(LONGEST_RETRY);
-    full.mul_f64(1.0 - jitter.clamp(0.0, 1.0) / 2.0)
 }
 
 /// `GET` on the callback URL with the execution token: the DO's [`StreamMark`]. A 4xx is final (the execution
@@ -538,14 +533,5 @@ mod tests {
         journal.ack(4);
         assert!(journal.push(5, line(5), size * 2));
         assert_eq!(journal.resend_after(4), Some(vec![line(5)]));
-    }
-
-    #[test]
-    fn retry_delays_double_up_to_the_cap_and_jitter_takes_at_most_half() {
-        assert_eq!(retry_delay(1, 0.0), FIRST_RETRY);
-        assert_eq!(retry_delay(2, 0.0), FIRST_RETRY * 2);
-        assert_eq!(retry_delay(30, 0.0), LONGEST_RETRY);
-        assert_eq!(retry_delay(30, 1.0), LONGEST_RETRY / 2);
-        assert!(retry_delay(3, 0.5) < retry_delay(3, 0.0));
     }
 }

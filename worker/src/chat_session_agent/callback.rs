@@ -18,8 +18,12 @@ impl Agent {
     /// checked again here, and bound to the running execution, so a token outlives its execution by nothing.
     /// Whatever happens, the body is read to its end before the answer (see [`BodyReader::drain`]).
     pub(super) async fn handle_callback(&self, req: Request) -> ApiResult<Response> {
-        let mut body = BodyReader::new(&req)?;
-        let answer = match self.callback_execution(&req) {
+        let checked = self.callback_execution(&req);
+        let Ok(mut body) = BodyReader::new(&req) else {
+            // No body at all (an empty POST): nothing to store, nothing to drain.
+            return checked.and(Err(ApiError::BadRequest("the callback has no body".into())));
+        };
+        let answer = match checked {
             Ok(run) => self.ingest(run, &mut body).await,
             Err(refused) => Err(refused),
         };
