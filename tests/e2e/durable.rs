@@ -13,19 +13,6 @@ fn seqs(lines: &[Line]) -> Vec<u64> {
     lines.iter().filter_map(|l| l.envelope.seq).collect()
 }
 
-/// Waits until the session's log ends with a terminal event; returns the whole log.
-pub async fn wait_for_terminal(client: &Client, session_id: &str) -> Vec<Line> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let lines = client.events(session_id, 0).await.collect().await;
-        if lines.last().is_some_and(|l| l.envelope.event.is_terminal()) {
-            return lines;
-        }
-        assert!(Instant::now() < deadline, "no terminal event within 60 s");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 /// A small deterministic generator, so a failing run can be replayed from its printed seed.
 struct XorShift(u64);
 
@@ -81,7 +68,7 @@ pub async fn resume_after_random_disconnects(stack: &Stack) {
         stream = user.events(&session.id, after).await;
         assert_eq!(stream.status(), 200);
     }
-    let full = user.events(&session.id, 0).await.collect().await;
+    let full = user.stored(&session.id).await;
     println!("    {} events over {reconnects} reconnects", seen.len());
     assert!(seen.len() >= 2000, "the whole burst: {}", seen.len());
     assert_eq!(
@@ -158,7 +145,7 @@ pub async fn a_disconnect_does_not_stop_the_execution(stack: &Stack) {
         stream.next().await.expect("the stream starts");
     }
     drop(stream);
-    let log = wait_for_terminal(&user, &session.id).await;
+    let log = user.wait_for_terminal(&session.id).await;
     let Event::Done { full_text, .. } = &log.last().unwrap().envelope.event else {
         panic!("the answer completed: {:?}", log.last());
     };
@@ -189,7 +176,8 @@ pub async fn one_execution_at_a_time(stack: &Stack) {
     let body: serde_json::Value = second.json().await.unwrap();
     assert!(body["error"].as_str().unwrap().contains("already running"));
     let lines = first.collect().await;
-    let users: Vec<_> = wait_for_terminal(&user, &session.id)
+    let users: Vec<_> = user
+        .wait_for_terminal(&session.id)
         .await
         .into_iter()
         .filter(|l| matches!(l.envelope.event, Event::UserMessage { .. }))
@@ -287,10 +275,7 @@ pub async fn clear_empties_the_transcript(stack: &Stack) {
     let lines = running.collect().await;
     let last_seq = lines.iter().filter_map(|l| l.envelope.seq).max().unwrap();
     assert_eq!(user.delete(&path).await.status().as_u16(), 204);
-    assert!(
-        user.events(&session.id, 0).await.collect().await.is_empty(),
-        "cleared"
-    );
+    assert!(user.stored(&session.id).await.is_empty(), "cleared");
     let next = user
         .chat(&session.id, "[fixture:text] again")
         .await
@@ -351,13 +336,7 @@ pub async fn idle_streams_carry_heartbeats_uncompressed(stack: &Stack) {
         }
     }
     assert!(heartbeats >= 2, "an idle stream carries heartbeats");
-    let cancel = user
-        .post(
-            &format!("/api/v15/sessions/{}/cancel", session.id),
-            json!({}),
-        )
-        .await;
-    assert_eq!(cancel.status().as_u16(), 200);
+    user.cancel(&session.id).await;
     drop(chat);
 }
 
