@@ -185,27 +185,14 @@ pub async fn one_execution_at_a_time(stack: &Stack) {
     assert_eq!(users.len(), 1, "the refused prompt was not stored");
     assert!(lines.last().unwrap().envelope.event.is_terminal());
     // And the session takes the next prompt once the first is done.
-    let third = user.chat(&session.id, "[fixture:text] three").await;
-    assert_eq!(third.status(), 200);
-    assert!(third
-        .collect()
-        .await
-        .last()
-        .unwrap()
-        .envelope
-        .event
-        .is_terminal());
+    user.turn(&session.id, "[fixture:text] three").await;
 }
 
 /// Claude's session id is kept and passed to the next turn (`--resume`), and the newest id wins.
 pub async fn the_next_turn_resumes_claudes_session(stack: &Stack) {
     let user = Client::signed_in(&stack.base).await;
     let session = user.create_session().await;
-    let first = user
-        .chat(&session.id, "[fixture:text] first")
-        .await
-        .collect()
-        .await;
+    let first = user.turn(&session.id, "[fixture:text] first").await;
     let Event::Done {
         session_id: Some(claude_id),
         ..
@@ -215,9 +202,7 @@ pub async fn the_next_turn_resumes_claudes_session(stack: &Stack) {
     };
     let marker = format!("second-{}", vf_e2e::client::uuid_like());
     let second = user
-        .chat(&session.id, &format!("[fixture:resume] {marker}"))
-        .await
-        .collect()
+        .turn(&session.id, &format!("[fixture:resume] {marker}"))
         .await;
     let log = std::fs::read_to_string(stack.args_log()).expect("the fake logs its arguments");
     let resumed = log.lines().any(|line| {
@@ -237,12 +222,7 @@ pub async fn the_next_turn_resumes_claudes_session(stack: &Stack) {
         panic!("the resumed turn is done");
     };
     assert_ne!(new_id, claude_id, "the resumed run reported a new id");
-    let third = user
-        .chat(&session.id, "[fixture:text] third")
-        .await
-        .collect()
-        .await;
-    assert!(third.last().unwrap().envelope.event.is_terminal());
+    user.turn(&session.id, "[fixture:text] third").await;
     let log = std::fs::read_to_string(stack.args_log()).unwrap();
     let last_resume = log
         .lines()
@@ -276,11 +256,7 @@ pub async fn clear_empties_the_transcript(stack: &Stack) {
     let last_seq = lines.iter().filter_map(|l| l.envelope.seq).max().unwrap();
     assert_eq!(user.delete(&path).await.status().as_u16(), 204);
     assert!(user.stored(&session.id).await.is_empty(), "cleared");
-    let next = user
-        .chat(&session.id, "[fixture:text] again")
-        .await
-        .collect()
-        .await;
+    let next = user.turn(&session.id, "[fixture:text] again").await;
     assert!(
         next[1].envelope.seq.unwrap() > last_seq,
         "seqs never go back"
@@ -345,19 +321,13 @@ pub async fn idle_streams_carry_heartbeats_uncompressed(stack: &Stack) {
 pub async fn a_lost_transcript_does_not_poison_the_session(stack: &Stack) {
     let user = Client::signed_in(&stack.base).await;
     let session = user.create_session().await;
-    let first = user
-        .chat(&session.id, "[fixture:text] first")
-        .await
-        .collect()
-        .await;
+    let first = user.turn(&session.id, "[fixture:text] first").await;
     assert!(matches!(
         first.last().unwrap().envelope.event,
         Event::Done { .. }
     ));
     let lost = user
-        .chat(&session.id, "[fixture:resume-missing] second")
-        .await
-        .collect()
+        .turn(&session.id, "[fixture:resume-missing] second")
         .await;
     assert!(matches!(
         lost.last().unwrap().envelope.event,
@@ -365,9 +335,7 @@ pub async fn a_lost_transcript_does_not_poison_the_session(stack: &Stack) {
     ));
     let marker = vf_e2e::client::uuid_like();
     let third = user
-        .chat(&session.id, &format!("[fixture:text] third {marker}"))
-        .await
-        .collect()
+        .turn(&session.id, &format!("[fixture:text] third {marker}"))
         .await;
     assert!(matches!(
         third.last().unwrap().envelope.event,

@@ -48,9 +48,7 @@ pub async fn cancel_kills_the_sandbox_process(stack: &Stack) {
         .expect("the sandbox still lists the agent");
     assert_eq!(after["status"], "killed", "{after}");
     assert!(!alive(pid), "the agent process is gone");
-    let next = user.chat(&session.id, "[fixture:text] next").await;
-    assert_eq!(next.status(), 200);
-    let next = next.collect().await;
+    let next = user.turn(&session.id, "[fixture:text] next").await;
     assert!(
         matches!(
             terminals(&next).as_slice(),
@@ -90,26 +88,14 @@ pub async fn a_killed_agent_yields_agent_crashed(stack: &Stack) {
 pub async fn cli_crash_and_garbage_end_cleanly(stack: &Stack) {
     let user = Client::signed_in(&stack.base).await;
     let session = user.create_session().await;
-    let crashed = user
-        .chat(&session.id, "[fixture:crash] hi")
-        .await
-        .collect()
-        .await;
+    let crashed = user.turn(&session.id, "[fixture:crash] hi").await;
     assert_eq!(error_code(&crashed), Some(ErrorCode::AgentCrashed));
-    let garbage = user
-        .chat(&session.id, "[fixture:garbage] hi")
-        .await
-        .collect()
-        .await;
+    let garbage = user.turn(&session.id, "[fixture:garbage] hi").await;
     assert!(matches!(
         terminals(&garbage).as_slice(),
         [Event::Done { .. }]
     ));
-    let failed = user
-        .chat(&session.id, "[fixture:error-result] hi")
-        .await
-        .collect()
-        .await;
+    let failed = user.turn(&session.id, "[fixture:error-result] hi").await;
     assert_eq!(error_code(&failed), Some(ErrorCode::AgentError));
 }
 
@@ -131,11 +117,7 @@ pub async fn sandbox_down_is_dispatch_failed(stack: &Stack) {
     );
     // The sandbox is back once it answers its ping: the session works again.
     stack.wait_for_sandbox().await;
-    let again = user
-        .chat(&session.id, "[fixture:text] hi")
-        .await
-        .collect()
-        .await;
+    let again = user.turn(&session.id, "[fixture:text] hi").await;
     assert!(matches!(terminals(&again).as_slice(), [Event::Done { .. }]));
 }
 
@@ -217,11 +199,7 @@ pub async fn an_answer_survives_a_worker_restart(stack: &Stack) {
         }
         other => panic!("the answer completes after the restart: {other:?}"),
     }
-    let next = user
-        .chat(&session.id, "[fixture:text] next")
-        .await
-        .collect()
-        .await;
+    let next = user.turn(&session.id, "[fixture:text] next").await;
     assert!(matches!(terminals(&next).as_slice(), [Event::Done { .. }]));
 }
 

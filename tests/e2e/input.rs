@@ -47,12 +47,7 @@ fn bad(
 pub async fn security_bad_input_gets_a_clear_4xx_and_loses_nothing(stack: &Stack) {
     let user = Client::signed_in(&stack.base).await;
     let session = user.create_session().await;
-    let turn = user
-        .chat(&session.id, "[fixture:text] keep this")
-        .await
-        .collect()
-        .await;
-    assert!(turn.last().unwrap().envelope.event.is_terminal());
+    user.turn(&session.id, "[fixture:text] keep this").await;
     let before = user.snapshot(&session.id).await;
     let sessions_before = user.get("/api/sessions").await.text().await.unwrap();
     let id = session.id.as_str();
@@ -294,16 +289,7 @@ pub async fn security_bad_input_gets_a_clear_4xx_and_loses_nothing(stack: &Stack
         sessions_before,
         "nothing created"
     );
-    let again = user.chat(&session.id, "[fixture:text] still works").await;
-    assert_eq!(again.status(), 200);
-    assert!(again
-        .collect()
-        .await
-        .last()
-        .unwrap()
-        .envelope
-        .event
-        .is_terminal());
+    user.turn(&session.id, "[fixture:text] still works").await;
 }
 
 /// Item 4: Hostile agent output on a valid callback: lines that are not JSON, not events, events the agent may not
@@ -421,10 +407,9 @@ pub async fn security_a_callback_body_that_never_ends_is_bounded(stack: &Stack) 
         stored_after.starts_with(&stored_before),
         "everything stored before is kept"
     );
-    let next = user.chat(&session.id, "[fixture:text] next").await;
-    assert_eq!(next.status(), 200);
+    let next = user.turn(&session.id, "[fixture:text] next").await;
     assert!(matches!(
-        next.collect().await.last().unwrap().envelope.event,
+        next.last().unwrap().envelope.event,
         Event::Done { .. }
     ));
 }

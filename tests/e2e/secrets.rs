@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use vf_e2e::client::uuid_like;
 use vf_e2e::events::execution_id;
 use vf_e2e::process::{environ, wait_for_agent, wait_for_child};
-use vf_e2e::stack::contains;
+use vf_e2e::stack::{contains, files_under};
 use vf_e2e::wait::until_true;
 use vf_e2e::{Client, Stack};
 use vf_protocol::api::CLAUDE_TOKEN_PREFIX;
@@ -27,19 +27,12 @@ async fn process_ids(stack: &Stack) -> HashSet<String> {
         .collect()
 }
 
-/// Every file under `dir`, with its bytes.
-fn files_under(dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            files_under(&path, out);
-        } else if let Ok(bytes) = std::fs::read(&path) {
-            out.push((path.display().to_string(), bytes));
-        }
-    }
+/// Every file under `dirs`, with its bytes.
+fn read_files_under(dirs: &[&Path]) -> Vec<(String, Vec<u8>)> {
+    dirs.iter()
+        .flat_map(|dir| files_under(dir))
+        .filter_map(|path| Some((path.display().to_string(), std::fs::read(&path).ok()?)))
+        .collect()
 }
 
 /// Item 5: The Claude token stays server side: the login answer and `/api/me` show only a masked form; it reaches
@@ -105,9 +98,7 @@ pub async fn security_the_claude_token_stays_server_side(stack: &Stack) {
         !args.contains(secret_part),
         "the token is not a CLI argument"
     );
-    let mut files = Vec::new();
-    files_under(&stack.dir.join("workspace"), &mut files);
-    files_under(&stack.dir.join("state"), &mut files);
+    let files = read_files_under(&[&stack.dir.join("workspace"), &stack.dir.join("state")]);
     for (path, bytes) in &files {
         if path.contains("ChatSessionAgent") || path.contains("workspace") {
             assert!(
@@ -126,13 +117,7 @@ pub async fn security_no_secret_appears_in_a_log(stack: &Stack) {
     let user = Client::login(&stack.base).await;
     let session = user.client.create_session().await;
     let earlier: HashSet<String> = process_ids(stack).await;
-    let turn = user
-        .client
-        .chat(&session.id, "[fixture:text] log me")
-        .await
-        .collect()
-        .await;
-    assert!(turn.last().unwrap().envelope.event.is_terminal());
+    user.client.turn(&session.id, "[fixture:text] log me").await;
     let logout = user.client.post("/api/auth/logout", json!({})).await;
     assert_eq!(logout.status().as_u16(), 204);
 
@@ -160,7 +145,7 @@ pub async fn security_no_secret_appears_in_a_log(stack: &Stack) {
         "wrangler and vf-sandbox".to_string(),
         stack.logs().into_bytes(),
     )];
-    files_under(&stack.dir.join("process-logs"), &mut logs);
+    logs.extend(read_files_under(&[&stack.dir.join("process-logs")]));
     let all: usize = logs.iter().map(|(_, b)| b.len()).sum();
     assert!(
         contains(&logs[0].1, "/api/v15/chat") && contains(&logs[0].1, "/internal/stream"),

@@ -206,6 +206,19 @@ impl Client {
         )
     }
 
+    /// A whole turn: `chat`, which must answer 200, read to its end, which must be a terminal event.
+    pub async fn turn(&self, session_id: &str, prompt: &str) -> Vec<Line> {
+        let stream = self.chat(session_id, prompt).await;
+        assert_eq!(stream.status(), 200, "chat {prompt:?}");
+        let lines = stream.collect().await;
+        assert!(
+            lines.last().is_some_and(|l| l.envelope.event.is_terminal()),
+            "the turn {prompt:?} ends with a terminal event: {:?}",
+            lines.last()
+        );
+        lines
+    }
+
     /// `GET /api/v15/sessions/{id}/events?after=N`.
     pub async fn events(&self, session_id: &str, after: u64) -> EventStream {
         EventStream::new(

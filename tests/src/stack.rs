@@ -302,26 +302,15 @@ impl Stack {
 
     /// The storage files of the stack's Durable Objects (one SQLite database each, with its journal files).
     fn durable_object_files(&self) -> Vec<PathBuf> {
-        fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-            let Ok(entries) = std::fs::read_dir(dir) else {
-                return;
-            };
-            for entry in entries.flatten() {
-                let path = entry.path();
-                if path.is_dir() {
-                    walk(&path, out);
-                } else if path.to_string_lossy().contains("ChatSessionAgent")
+        files_under(&self.dir.join("state"))
+            .into_iter()
+            .filter(|path| {
+                path.to_string_lossy().contains("ChatSessionAgent")
                     && path
                         .file_name()
                         .is_some_and(|n| !n.to_string_lossy().starts_with("metadata.sqlite"))
-                {
-                    out.push(path);
-                }
-            }
-        }
-        let mut files = Vec::new();
-        walk(&self.dir.join("state"), &mut files);
-        files
+            })
+            .collect()
     }
 
     /// How many Durable Object instances have storage in the stack's state.
@@ -399,6 +388,26 @@ impl Stack {
         })
         .await;
     }
+}
+
+/// Every file under `dir`, at any depth (none when it does not exist).
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(dir, &mut files);
+    files
 }
 
 /// Whether `haystack` holds the bytes of `needle` (not empty).
