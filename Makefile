@@ -39,7 +39,9 @@ dev: setup build
 	@scripts/dev.sh
 
 # The browser tests need Debian's chromium and chromedriver: setup installs them for `make test` (not `make dev`).
+# Setup installs the claude CLI too, so under `make test` the real-CLI tests fail rather than skip without it.
 test: export VF_SETUP_BROWSER := 1
+test: export VF_REQUIRE_REAL_CLI := 1
 test: setup lint unit build deploy-check e2e
 
 ## Pieces of `make test`
@@ -51,6 +53,7 @@ lint:
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy -p vf-worker -p vf-app --target wasm32-unknown-unknown -- -D warnings
 
+# Alone, the real-CLI tests skip (saying why) when node_modules has no claude; `make test` requires it.
 unit:
 	cargo test --workspace --exclude vf-e2e
 

@@ -16,17 +16,25 @@ use vf_sandbox::agent::claude::{self, Turn};
 /// start-up, which without internet spends about 20 s retrying its network calls; then it is killed.
 const DEADLINE: Duration = Duration::from_secs(60);
 
-/// The installed CLI, or `None` after saying (past the test harness's capture) why the test does not run.
+/// Set by `make test`, which installs the CLI: there a missing CLI is a failure, not a skip.
+const REQUIRE: &str = "VF_REQUIRE_REAL_CLI";
+
+/// The installed CLI, or `None` after saying (past the test harness's capture) why the test does not run. Panics
+/// instead when `VF_REQUIRE_REAL_CLI=1`, so that a run meant to check the real parser cannot pass without it.
 fn installed_cli() -> Option<PathBuf> {
     let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../node_modules/.bin/claude");
     if bin.exists() {
         return Some(bin);
     }
-    let _ = writeln!(
-        std::io::stderr(),
-        "skipped: {} is not installed (`npm ci` installs the pinned @anthropic-ai/claude-code)",
+    let why = format!(
+        "{} is not installed (`npm ci` installs the pinned @anthropic-ai/claude-code)",
         bin.display()
     );
+    assert!(
+        std::env::var_os(REQUIRE).is_none_or(|v| v != "1"),
+        "{REQUIRE}=1 and {why}"
+    );
+    let _ = writeln!(std::io::stderr(), "skipped: {why}");
     None
 }
 

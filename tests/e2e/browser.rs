@@ -9,12 +9,10 @@ use vf_e2e::stack::repo_root;
 use vf_e2e::{Browser, Client, Page, Stack};
 use vf_protocol::transcript::{Role, Status, Transcript};
 
-use crate::durable::wait_for_terminal;
-
 /// The session's stored log (`events?after=0`, once it ends with a terminal event), reduced.
 async fn stored(api: &Client, session_id: &str) -> Transcript {
     let mut transcript = Transcript::default();
-    for line in wait_for_terminal(api, session_id).await {
+    for line in api.wait_for_terminal(session_id).await {
         transcript.apply(&line.envelope);
     }
     transcript

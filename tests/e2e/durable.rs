@@ -13,19 +13,6 @@ fn seqs(lines: &[Line]) -> Vec<u64> {
     lines.iter().filter_map(|l| l.envelope.seq).collect()
 }
 
-/// Waits until the session's log ends with a terminal event; returns the whole log.
-pub async fn wait_for_terminal(client: &Client, session_id: &str) -> Vec<Line> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let lines = client.events(session_id, 0).await.collect().await;
-        if lines.last().is_some_and(|l| l.envelope.event.is_terminal()) {
-            return lines;
-        }
-        assert!(Instant::now() < deadline, "no terminal event within 60 s");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 /// A small deterministic generator, so a failing run can be replayed from its printed seed.
 struct XorShift(u64);
 
@@ -81,7 +68,7 @@ pub async fn resume_after_random_disconnects(stack: &Stack) {
         stream = user.events(&session.id, after).await;
         assert_eq!(stream.status(), 200);
     }
-    let full = user.events(&session.id, 0).await.collect().await;
+    let full = user.stored(&session.id).await;
     println!("    {} events over {reconnects} reconnects", seen.len());
     assert!(seen.len() >= 2000, "the whole burst: {}", seen.len());
     assert_eq!(
@@ -158,7 +145,7 @@ pub async fn a_disconnect_does_not_stop_the_execution(stack: &Stack) {
         stream.next().await.expect("the stream starts");
     }
     drop(stream);
-    let log = wait_for_terminal(&user, &session.id).await;
+    let log = user.wait_for_terminal(&session.id).await;
     let Event::Done { full_text, .. } = &log.last().unwrap().envelope.event else {
         panic!("the answer completed: {:?}", log.last());
     };
@@ -189,7 +176,8 @@ pub async fn one_execution_at_a_time(stack: &Stack) {
     let body: serde_json::Value = second.json().await.unwrap();
     assert!(body["error"].as_str().unwrap().contains("already running"));
     let lines = first.collect().await;
-    let users: Vec<_> = wait_for_terminal(&user, &session.id)
+    let users: Vec<_> = user
+        .wait_for_terminal(&session.id)
         .await
         .into_iter()
         .filter(|l| matches!(l.envelope.event, Event::UserMessage { .. }))
@@ -197,27 +185,14 @@ pub async fn one_execution_at_a_time(stack: &Stack) {
     assert_eq!(users.len(), 1, "the refused prompt was not stored");
     assert!(lines.last().unwrap().envelope.event.is_terminal());
     // And the session takes the next prompt once the first is done.
-    let third = user.chat(&session.id, "[fixture:text] three").await;
-    assert_eq!(third.status(), 200);
-    assert!(third
-        .collect()
-        .await
-        .last()
-        .unwrap()
-        .envelope
-        .event
-        .is_terminal());
+    user.turn(&session.id, "[fixture:text] three").await;
 }
 
 /// Claude's session id is kept and passed to the next turn (`--resume`), and the newest id wins.
 pub async fn the_next_turn_resumes_claudes_session(stack: &Stack) {
     let user = Client::signed_in(&stack.base).await;
     let session = user.create_session().await;
-    let first = user
-        .chat(&session.id, "[fixture:text] first")
-        .await
-        .collect()
-        .await;
+    let first = user.turn(&session.id, "[fixture:text] first").await;
     let Event::Done {
         session_id: Some(claude_id),
         ..
@@ -227,9 +202,7 @@ pub async fn the_next_turn_resumes_claudes_session(stack: &Stack) {
     };
     let marker = format!("second-{}", vf_e2e::client::uuid_like());
     let second = user
-        .chat(&session.id, &format!("[fixture:resume] {marker}"))
-        .await
-        .collect()
+        .turn(&session.id, &format!("[fixture:resume] {marker}"))
         .await;
     let log = std::fs::read_to_string(stack.args_log()).expect("the fake logs its arguments");
     let resumed = log.lines().any(|line| {
@@ -249,12 +222,7 @@ pub async fn the_next_turn_resumes_claudes_session(stack: &Stack) {
         panic!("the resumed turn is done");
     };
     assert_ne!(new_id, claude_id, "the resumed run reported a new id");
-    let third = user
-        .chat(&session.id, "[fixture:text] third")
-        .await
-        .collect()
-        .await;
-    assert!(third.last().unwrap().envelope.event.is_terminal());
+    user.turn(&session.id, "[fixture:text] third").await;
     let log = std::fs::read_to_string(stack.args_log()).unwrap();
     let last_resume = log
         .lines()
@@ -287,15 +255,8 @@ pub async fn clear_empties_the_transcript(stack: &Stack) {
     let lines = running.collect().await;
     let last_seq = lines.iter().filter_map(|l| l.envelope.seq).max().unwrap();
     assert_eq!(user.delete(&path).await.status().as_u16(), 204);
-    assert!(
-        user.events(&session.id, 0).await.collect().await.is_empty(),
-        "cleared"
-    );
-    let next = user
-        .chat(&session.id, "[fixture:text] again")
-        .await
-        .collect()
-        .await;
+    assert!(user.stored(&session.id).await.is_empty(), "cleared");
+    let next = user.turn(&session.id, "[fixture:text] again").await;
     assert!(
         next[1].envelope.seq.unwrap() > last_seq,
         "seqs never go back"
@@ -351,13 +312,7 @@ pub async fn idle_streams_carry_heartbeats_uncompressed(stack: &Stack) {
         }
     }
     assert!(heartbeats >= 2, "an idle stream carries heartbeats");
-    let cancel = user
-        .post(
-            &format!("/api/v15/sessions/{}/cancel", session.id),
-            json!({}),
-        )
-        .await;
-    assert_eq!(cancel.status().as_u16(), 200);
+    user.cancel(&session.id).await;
     drop(chat);
 }
 
@@ -366,19 +321,13 @@ pub async fn idle_streams_carry_heartbeats_uncompressed(stack: &Stack) {
 pub async fn a_lost_transcript_does_not_poison_the_session(stack: &Stack) {
     let user = Client::signed_in(&stack.base).await;
     let session = user.create_session().await;
-    let first = user
-        .chat(&session.id, "[fixture:text] first")
-        .await
-        .collect()
-        .await;
+    let first = user.turn(&session.id, "[fixture:text] first").await;
     assert!(matches!(
         first.last().unwrap().envelope.event,
         Event::Done { .. }
     ));
     let lost = user
-        .chat(&session.id, "[fixture:resume-missing] second")
-        .await
-        .collect()
+        .turn(&session.id, "[fixture:resume-missing] second")
         .await;
     assert!(matches!(
         lost.last().unwrap().envelope.event,
@@ -386,9 +335,7 @@ pub async fn a_lost_transcript_does_not_poison_the_session(stack: &Stack) {
     ));
     let marker = vf_e2e::client::uuid_like();
     let third = user
-        .chat(&session.id, &format!("[fixture:text] third {marker}"))
-        .await
-        .collect()
+        .turn(&session.id, &format!("[fixture:text] third {marker}"))
         .await;
     assert!(matches!(
         third.last().unwrap().envelope.event,

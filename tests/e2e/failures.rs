@@ -4,49 +4,17 @@
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use vf_e2e::callback::{execution_token, post_callback};
 use vf_e2e::client::Line;
-use vf_e2e::stack::{agent_pid, alive};
+use vf_e2e::events::{execution_id, terminals, texts};
+use vf_e2e::process::{alive, wait_for_agent};
 use vf_e2e::{Client, Stack, StackOptions};
-use vf_protocol::token::{self, ExecutionClaims};
 use vf_protocol::{ErrorCode, Event};
-
-use crate::durable::wait_for_terminal;
-
-fn terminals(lines: &[Line]) -> Vec<&Event> {
-    lines
-        .iter()
-        .map(|l| &l.envelope.event)
-        .filter(|e| e.is_terminal())
-        .collect()
-}
 
 fn error_code(lines: &[Line]) -> Option<ErrorCode> {
     match terminals(lines).as_slice() {
         [Event::Error { code, .. }] => Some(*code),
         _ => None,
-    }
-}
-
-/// The execution id of a chat response's `connected` line.
-pub fn execution_id(line: &Line) -> String {
-    match &line.envelope.event {
-        Event::Connected { execution_id } => execution_id.clone(),
-        other => panic!("expected connected, got {other:?}"),
-    }
-}
-
-/// The pid of the `vf-agent` of `execution_id`, once it runs.
-pub async fn wait_for_agent(execution_id: &str) -> u32 {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(pid) = agent_pid(execution_id) {
-            return pid;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no vf-agent for execution {execution_id}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -63,13 +31,7 @@ pub async fn cancel_kills_the_sandbox_process(stack: &Stack) {
         .await
         .expect("the sandbox knows the agent");
     assert_eq!(process["status"], "running");
-    let response = user
-        .post(
-            &format!("/api/v15/sessions/{}/cancel", session.id),
-            json!({}),
-        )
-        .await;
-    assert_eq!(response.status().as_u16(), 200);
+    user.cancel(&session.id).await;
     let lines = stream.collect().await;
     match terminals(&lines).as_slice() {
         [Event::Done {
@@ -86,9 +48,7 @@ pub async fn cancel_kills_the_sandbox_process(stack: &Stack) {
         .expect("the sandbox still lists the agent");
     assert_eq!(after["status"], "killed", "{after}");
     assert!(!alive(pid), "the agent process is gone");
-    let next = user.chat(&session.id, "[fixture:text] next").await;
-    assert_eq!(next.status(), 200);
-    let next = next.collect().await;
+    let next = user.turn(&session.id, "[fixture:text] next").await;
     assert!(
         matches!(
             terminals(&next).as_slice(),
@@ -128,26 +88,14 @@ pub async fn a_killed_agent_yields_agent_crashed(stack: &Stack) {
 pub async fn cli_crash_and_garbage_end_cleanly(stack: &Stack) {
     let user = Client::signed_in(&stack.base).await;
     let session = user.create_session().await;
-    let crashed = user
-        .chat(&session.id, "[fixture:crash] hi")
-        .await
-        .collect()
-        .await;
+    let crashed = user.turn(&session.id, "[fixture:crash] hi").await;
     assert_eq!(error_code(&crashed), Some(ErrorCode::AgentCrashed));
-    let garbage = user
-        .chat(&session.id, "[fixture:garbage] hi")
-        .await
-        .collect()
-        .await;
+    let garbage = user.turn(&session.id, "[fixture:garbage] hi").await;
     assert!(matches!(
         terminals(&garbage).as_slice(),
         [Event::Done { .. }]
     ));
-    let failed = user
-        .chat(&session.id, "[fixture:error-result] hi")
-        .await
-        .collect()
-        .await;
+    let failed = user.turn(&session.id, "[fixture:error-result] hi").await;
     assert_eq!(error_code(&failed), Some(ErrorCode::AgentError));
 }
 
@@ -167,13 +115,9 @@ pub async fn sandbox_down_is_dispatch_failed(stack: &Stack) {
         !error.contains("127.0.0.1") && !error.contains("http"),
         "no internals: {error}"
     );
-    // The sandbox is back: the session works again.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let again = user
-        .chat(&session.id, "[fixture:text] hi")
-        .await
-        .collect()
-        .await;
+    // The sandbox is back once it answers its ping: the session works again.
+    stack.wait_for_sandbox().await;
+    let again = user.turn(&session.id, "[fixture:text] hi").await;
     assert!(matches!(terminals(&again).as_slice(), [Event::Done { .. }]));
 }
 
@@ -185,15 +129,7 @@ pub async fn an_oversized_line_leaves_a_marker(stack: &Stack) {
     let mut stream = user.chat(&session.id, "[fixture:hang] wait").await;
     let execution = execution_id(&stream.next().await.expect("connected"));
     wait_for_agent(&execution).await;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let bearer = token::sign(
-        &ExecutionClaims::new(&execution, &session.id, now, 600),
-        stack.secrets.jwt.as_bytes(),
-    )
-    .unwrap();
+    let bearer = execution_token(stack, &execution, &session.id);
     let huge = format!(
         "{{\"type\":\"text-delta\",\"text\":\"{}\"}}\n",
         "x".repeat(3 * 1024 * 1024)
@@ -201,29 +137,10 @@ pub async fn an_oversized_line_leaves_a_marker(stack: &Stack) {
     let body = format!(
         "{huge}{{\"type\":\"text-delta\",\"text\":\"after the big one\"}}\nnot json at all\n"
     );
-    let response = reqwest::Client::new()
-        .post(format!("{}/internal/stream", stack.base))
-        .bearer_auth(&bearer)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let response = post_callback(stack, &bearer, body).await;
     assert_eq!(response.status().as_u16(), 200);
-    let cancel = user
-        .post(
-            &format!("/api/v15/sessions/{}/cancel", session.id),
-            json!({}),
-        )
-        .await;
-    assert_eq!(cancel.status().as_u16(), 200);
-    let lines = stream.collect().await;
-    let texts: Vec<&str> = lines
-        .iter()
-        .filter_map(|l| match &l.envelope.event {
-            Event::TextDelta { text } => Some(text.as_str()),
-            _ => None,
-        })
-        .collect();
+    user.cancel(&session.id).await;
+    let texts = texts(&stream.collect().await);
     assert!(
         texts
             .iter()
@@ -231,7 +148,7 @@ pub async fn an_oversized_line_leaves_a_marker(stack: &Stack) {
         "a marker: {texts:?}"
     );
     assert!(
-        texts.contains(&"after the big one"),
+        texts.iter().any(|t| t == "after the big one"),
         "the stream went on: {texts:?}"
     );
     assert!(
@@ -257,7 +174,7 @@ pub async fn an_answer_survives_a_worker_restart(stack: &Stack) {
     drop(stream);
     stack.kill_wrangler();
     stack.start_wrangler().await;
-    let log = wait_for_terminal(&user, &session.id).await;
+    let log = user.wait_for_terminal(&session.id).await;
     for line in before.iter().filter(|l| l.envelope.seq.is_some()) {
         assert!(
             log.iter().any(|l| l.envelope == line.envelope),
@@ -282,11 +199,7 @@ pub async fn an_answer_survives_a_worker_restart(stack: &Stack) {
         }
         other => panic!("the answer completes after the restart: {other:?}"),
     }
-    let next = user
-        .chat(&session.id, "[fixture:text] next")
-        .await
-        .collect()
-        .await;
+    let next = user.turn(&session.id, "[fixture:text] next").await;
     assert!(matches!(terminals(&next).as_slice(), [Event::Done { .. }]));
 }
 
@@ -319,7 +232,7 @@ pub async fn an_agent_that_never_calls_back_times_out(stack: &Stack) {
         started.elapsed() >= Duration::from_millis(3_000),
         "not before the bridge timeout"
     );
-    let stored = user.events(&session.id, 0).await.collect().await;
+    let stored = user.stored(&session.id).await;
     assert_eq!(
         error_code(&stored),
         Some(ErrorCode::Timeout),

@@ -2,12 +2,15 @@
 //! `claude`, all real processes on loopback. Run through `make test` (which builds everything first).
 
 mod browser;
-mod callback;
 mod chat;
 mod durable;
 mod failures;
-mod security;
+mod headers;
+mod input;
+mod ownership;
+mod secrets;
 mod stall;
+mod tokens;
 
 use vf_e2e::runner::{report, run_all, selected, TestResult};
 use vf_e2e::{Stack, StackOptions, Test};
@@ -47,7 +50,6 @@ async fn main() {
         StackOptions::default(),
         tests![
             chat::streams_the_answer_live,
-            callback::refuses_bad_tokens_before_waking_a_do,
             durable::resume_after_random_disconnects,
             durable::concurrent_subscribers_see_identical_sequences,
             durable::a_disconnect_does_not_stop_the_execution,
@@ -70,19 +72,19 @@ async fn main() {
             browser::browser_flag_off_uses_the_legacy_websocket,
             browser::browser_chat_fits_a_375px_phone,
             // Security and hostile input (issue 6); the log scan last, after everything above has logged.
-            security::security_callback_tokens_are_refused_in_the_worker,
-            security::security_execution_tokens_are_bound_to_their_execution,
-            security::security_session_cookies_are_refused_when_forged,
-            security::security_another_users_session_is_404_on_every_route,
-            security::security_cookie_is_strict_bounded_and_dies_at_logout,
-            security::security_cross_site_requests_are_refused,
-            security::security_pages_and_api_carry_security_headers,
-            security::security_bad_input_gets_a_clear_4xx_and_loses_nothing,
-            security::security_hostile_agent_lines_are_contained,
-            security::security_a_callback_body_that_never_ends_is_bounded,
-            security::security_a_chat_flood_starts_one_execution,
-            security::security_the_claude_token_stays_server_side,
-            security::security_no_secret_appears_in_a_log,
+            tokens::security_callback_tokens_are_refused_before_a_do_wakes,
+            tokens::security_execution_tokens_are_bound_to_their_execution,
+            tokens::security_session_cookies_are_refused_when_forged,
+            tokens::security_cookie_is_strict_bounded_and_dies_at_logout,
+            ownership::security_another_users_session_is_404_on_every_route,
+            ownership::security_cross_site_requests_are_refused,
+            headers::security_pages_and_api_carry_security_headers,
+            input::security_bad_input_gets_a_clear_4xx_and_loses_nothing,
+            input::security_hostile_agent_lines_are_contained,
+            input::security_a_callback_body_that_never_ends_is_bounded,
+            input::security_a_chat_flood_starts_one_execution,
+            secrets::security_the_claude_token_stays_server_side,
+            secrets::security_no_secret_appears_in_a_log,
             // Last on this stack: it restarts wrangler.
             failures::an_answer_survives_a_worker_restart,
         ],

@@ -1,8 +1,9 @@
 //! A callback connection that stalls instead of breaking: every line is still stored exactly once, in order.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use vf_e2e::proxy::FreezableProxy;
+use vf_e2e::wait::until_true;
 use vf_e2e::{Client, Stack, StackOptions};
 use vf_protocol::Event;
 
@@ -45,15 +46,6 @@ fn options(proxy: &FreezableProxy) -> StackOptions {
             ("VF_CALLBACK_STALL_SECS".into(), "1".into()),
         ],
         ..StackOptions::default()
-    }
-}
-
-/// Waits until `fact` holds, for at most `limit`.
-async fn wait_until(what: &str, limit: Duration, mut fact: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !fact() {
-        assert!(Instant::now() < deadline, "{what} within {limit:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

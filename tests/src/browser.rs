@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 
 use crate::client::{uuid_like, Client};
 use crate::stack::{free_port, kill_group, lock, random_hex};
+use crate::wait::until_true;
 
 /// Debian's packages (`apt-get install chromium chromium-driver`); a test never downloads a browser.
 pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -83,23 +84,19 @@ impl Browser {
             .no_proxy()
             .build()
             .expect("an HTTP client");
-        let deadline = Instant::now() + WAIT;
-        loop {
+        let what = format!(
+            "chromedriver to be ready (see {})",
+            self.dir.join("chromedriver.log").display()
+        );
+        until_true(what, WAIT, || async {
             let status: Option<Value> = match http.get(format!("{}/status", self.url)).send().await
             {
                 Ok(response) => response.json().await.ok(),
                 Err(_) => None,
             };
-            if status.is_some_and(|s| s["value"]["ready"] == true) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "chromedriver was not ready within {WAIT:?}; see {}",
-                self.dir.join("chromedriver.log").display()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+            status.is_some_and(|s| s["value"]["ready"] == true)
+        })
+        .await;
     }
 
     /// A new browser with a fresh profile, on the app at `base`.

@@ -1,11 +1,14 @@
 //! A test client of the VaporForge HTTP API: one signed-in user, and NDJSON streams read line by line with the
 //! time each line arrived.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use reqwest::header::HeaderValue;
 use serde_json::{json, Value};
-use vf_protocol::api::SessionRecord;
+use vf_protocol::api::{SessionRecord, CLAUDE_TOKEN_PREFIX};
 use vf_protocol::{Envelope, EnvelopeDecoder};
+
+use crate::wait::until;
 
 pub struct Client {
     pub http: reqwest::Client,
@@ -93,27 +96,51 @@ impl Client {
 
     /// A new user, signed in with a fresh fake Claude token.
     pub async fn signed_in(base: &str) -> Self {
+        Client::login(base).await.client
+    }
+
+    /// A new user's login, with what it handed out.
+    pub async fn login(base: &str) -> Login {
+        let token = format!("{CLAUDE_TOKEN_PREFIX}test-{}", uuid_like());
+        Client::login_with(base, &token).await
+    }
+
+    /// A login with `claude_token` (a second login of the same user when the token was used before). Checks that
+    /// the answer does not echo the token.
+    pub async fn login_with(base: &str, claude_token: &str) -> Login {
         let mut client = Client::new(base);
-        let token = format!("sk-ant-oat01-test-{}", uuid_like());
         let response = client
-            .post("/api/auth/login", json!({ "token": token }))
+            .post("/api/auth/login", json!({ "token": claude_token }))
             .await;
         let status = response.status().as_u16();
-        if status != 200 {
-            panic!(
-                "login answered {status}: {}",
-                response.text().await.unwrap_or_default()
-            );
-        }
-        let cookie = response
+        let set_cookie = response
             .headers()
             .get("set-cookie")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
+            .unwrap_or_default()
+            .to_string();
+        let body = response.text().await.unwrap_or_default();
+        assert_eq!(status, 200, "login answered {status}: {body}");
+        assert!(
+            !body.contains(claude_token),
+            "the login answer echoes the Claude token: {body}"
+        );
+        let pair = set_cookie
+            .split(';')
+            .next()
             .expect("a session cookie")
             .to_string();
-        client.cookie = Some(cookie);
-        client
+        let session_token = pair
+            .strip_prefix("vf_session=")
+            .unwrap_or_else(|| panic!("the vf_session cookie: {set_cookie}"))
+            .to_string();
+        client.cookie = Some(pair);
+        Login {
+            client,
+            claude_token: claude_token.to_string(),
+            set_cookie,
+            session_token,
+        }
     }
 
     fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
@@ -172,6 +199,19 @@ impl Client {
         )
     }
 
+    /// A whole turn: `chat`, which must answer 200, read to its end, which must be a terminal event.
+    pub async fn turn(&self, session_id: &str, prompt: &str) -> Vec<Line> {
+        let stream = self.chat(session_id, prompt).await;
+        assert_eq!(stream.status(), 200, "chat {prompt:?}");
+        let lines = stream.collect().await;
+        assert!(
+            lines.last().is_some_and(|l| l.envelope.event.is_terminal()),
+            "the turn {prompt:?} ends with a terminal event: {:?}",
+            lines.last()
+        );
+        lines
+    }
+
     /// `GET /api/v15/sessions/{id}/events?after=N`.
     pub async fn events(&self, session_id: &str, after: u64) -> EventStream {
         EventStream::new(
@@ -181,6 +221,58 @@ impl Client {
             .await,
         )
     }
+
+    /// The whole stored log of a session, heartbeats left out.
+    pub async fn stored(&self, session_id: &str) -> Vec<Line> {
+        self.events(session_id, 0).await.collect().await
+    }
+
+    /// The whole stored log, each event serialized, for before/after comparisons.
+    pub async fn snapshot(&self, session_id: &str) -> Vec<String> {
+        self.stored(session_id)
+            .await
+            .iter()
+            .map(|l| serde_json::to_string(&l.envelope).expect("an envelope serializes"))
+            .collect()
+    }
+
+    /// Waits until the session's log ends with a terminal event; returns the whole log.
+    pub async fn wait_for_terminal(&self, session_id: &str) -> Vec<Line> {
+        until(
+            "a terminal event in the stored log",
+            Duration::from_secs(60),
+            Duration::from_millis(200),
+            || async {
+                let lines = self.stored(session_id).await;
+                let ended = lines.last().is_some_and(|l| l.envelope.event.is_terminal());
+                ended.then_some(lines)
+            },
+        )
+        .await
+    }
+
+    /// `POST /api/v15/sessions/{id}/cancel`, which must answer 200.
+    pub async fn cancel(&self, session_id: &str) {
+        let response = self
+            .post(&format!("/api/v15/sessions/{session_id}/cancel"), json!({}))
+            .await;
+        assert_eq!(response.status().as_u16(), 200, "cancel");
+    }
+}
+
+/// A signed-in user with what the login handed out: the Claude token and the raw cookie.
+pub struct Login {
+    pub client: Client,
+    pub claude_token: String,
+    /// The `Set-Cookie` header of the login.
+    pub set_cookie: String,
+    /// The session token (the cookie's value).
+    pub session_token: String,
+}
+
+/// A header value from any bytes (non-ASCII included, as a hostile client would send them).
+pub fn raw_header(value: &str) -> HeaderValue {
+    HeaderValue::from_bytes(value.as_bytes()).expect("no control characters")
 }
 
 /// A random-enough id for test data.

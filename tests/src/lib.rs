@@ -2,12 +2,16 @@
 //! with its own state, drives it over HTTP and through headless Chromium, and always stops it.
 
 pub mod browser;
+pub mod callback;
 pub mod client;
+pub mod events;
+pub mod process;
 pub mod proxy;
 pub mod runner;
 pub mod stack;
+pub mod wait;
 
 pub use browser::{Browser, Page};
-pub use client::{Client, EventStream};
+pub use client::{Client, EventStream, Login};
 pub use runner::{Test, TestResult};
 pub use stack::{Stack, StackOptions};

@@ -8,6 +8,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::process::process_group;
+use crate::wait::{until, until_true};
+
 /// The repository root (this crate lives in `tests/`).
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -267,34 +270,38 @@ impl Stack {
         self.wait_ready().await;
     }
 
+    /// Waits until both vf-sandbox and the Worker answer.
     async fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(90);
-        let http = reqwest::Client::new();
-        let mut sandbox_ok = false;
-        loop {
-            if !sandbox_ok {
-                sandbox_ok = http
-                    .get(format!("{}/api/ping", self.sandbox_url))
-                    .header("X-Sandbox-Token", &self.secrets.sandbox)
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status().is_success());
-            }
-            let worker_ok = http
-                .get(format!("{}/api/me", self.base))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().as_u16() == 401);
-            if sandbox_ok && worker_ok {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the stack did not come up in 90 s; see {}",
-                self.dir.display()
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        let what = format!("the stack to come up (see {})", self.dir.display());
+        until_true(what, Duration::from_secs(90), || async {
+            self.sandbox_answers().await && self.worker_answers().await
+        })
+        .await;
+    }
+
+    /// Whether vf-sandbox answers its ping.
+    async fn sandbox_answers(&self) -> bool {
+        reqwest::Client::new()
+            .get(format!("{}/api/ping", self.sandbox_url))
+            .header("X-Sandbox-Token", &self.secrets.sandbox)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+    }
+
+    /// Whether the Worker answers (an API call without a cookie is a 401).
+    async fn worker_answers(&self) -> bool {
+        reqwest::Client::new()
+            .get(format!("{}/api/me", self.base))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().as_u16() == 401)
+    }
+
+    /// Waits until a (re)started vf-sandbox answers its ping: from then on it takes the agents the DO starts.
+    pub async fn wait_for_sandbox(&self) {
+        let what = format!("vf-sandbox to answer its ping (see {})", self.dir.display());
+        until_true(what, Duration::from_secs(30), || self.sandbox_answers()).await;
     }
 
     /// The pid of wrangler dev, which leads the process group of its workerd processes.
@@ -309,27 +316,50 @@ impl Stack {
         }
     }
 
+    /// The storage files of the stack's Durable Objects (one SQLite database each, with its journal files).
+    fn durable_object_files(&self) -> Vec<PathBuf> {
+        files_under(&self.dir.join("state"))
+            .into_iter()
+            .filter(|path| {
+                path.to_string_lossy().contains("ChatSessionAgent")
+                    && path
+                        .file_name()
+                        .is_some_and(|n| !n.to_string_lossy().starts_with("metadata.sqlite"))
+            })
+            .collect()
+    }
+
     /// How many Durable Object instances have storage in the stack's state.
     pub fn durable_object_count(&self) -> usize {
-        fn walk(dir: &Path, n: &mut usize) {
-            let Ok(entries) = std::fs::read_dir(dir) else {
-                return;
-            };
-            for entry in entries.flatten() {
-                let path = entry.path();
-                if path.is_dir() {
-                    walk(&path, n);
-                } else if path.extension().is_some_and(|e| e == "sqlite")
-                    && path.to_string_lossy().contains("ChatSessionAgent")
-                    && path.file_name().is_some_and(|n| n != "metadata.sqlite")
-                {
-                    *n += 1;
-                }
-            }
-        }
-        let mut n = 0;
-        walk(&self.dir.join("state"), &mut n);
-        n
+        self.durable_object_files()
+            .iter()
+            .filter(|path| path.extension().is_some_and(|e| e == "sqlite"))
+            .count()
+    }
+
+    /// Waits until the count of Durable Objects with storage is `n`.
+    pub async fn wait_for_durable_objects(&self, n: usize) {
+        let what = format!("{n} Durable Objects with storage");
+        until_true(what, Duration::from_secs(10), || async {
+            self.durable_object_count() == n
+        })
+        .await;
+    }
+
+    /// Waits until a Durable Object's storage on disk holds `marker` (the text of an event stored after the
+    /// requests a test wants to prove harmless: their storage, had they any, is on disk before it).
+    pub async fn wait_for_stored(&self, marker: &str) {
+        let what = format!("{marker:?} in a Durable Object's storage");
+        // Each look reads every DO's files: not every 50 ms.
+        let every = Duration::from_millis(200);
+        until(what, Duration::from_secs(10), every, || async {
+            let files = self.durable_object_files();
+            let stored = files
+                .iter()
+                .any(|path| std::fs::read(path).is_ok_and(|bytes| contains(&bytes, marker)));
+            stored.then_some(())
+        })
+        .await;
     }
 
     /// Every process vf-sandbox started, as its control API lists them.
@@ -374,6 +404,45 @@ impl Stack {
         }
         all
     }
+
+    /// Waits until wrangler has logged `needle` (a request's path): the lines of every request answered before
+    /// that one are in the log by then.
+    pub async fn wait_for_log(&self, needle: &str) {
+        let what = format!("{needle:?} in the wrangler log");
+        let path = self.dir.join("wrangler.log");
+        until_true(what, Duration::from_secs(10), || async {
+            std::fs::read(&path).is_ok_and(|bytes| contains(&bytes, needle))
+        })
+        .await;
+    }
+}
+
+/// Every file under `dir`, at any depth (none when it does not exist).
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(dir, &mut files);
+    files
+}
+
+/// Whether `haystack` holds the bytes of `needle` (not empty).
+pub fn contains(haystack: &[u8], needle: &str) -> bool {
+    !needle.is_empty()
+        && haystack
+            .windows(needle.len())
+            .any(|w| w == needle.as_bytes())
 }
 
 pub(crate) fn lock(child: &Mutex<Option<Child>>) -> std::sync::MutexGuard<'_, Option<Child>> {
@@ -417,44 +486,4 @@ impl Drop for Stack {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
-}
-
-/// The pid of the `vf-agent` running `execution_id` (found by its environment), if one is alive.
-pub fn agent_pid(execution_id: &str) -> Option<u32> {
-    let needle = format!("VF_EXECUTION_ID={execution_id}");
-    std::fs::read_dir("/proc")
-        .ok()?
-        .flatten()
-        .find_map(|entry| {
-            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
-            let comm = std::fs::read_to_string(entry.path().join("comm")).ok()?;
-            let environ = std::fs::read(entry.path().join("environ")).ok()?;
-            let found = comm.trim() == "vf-agent"
-                && environ.split(|&b| b == 0).any(|kv| kv == needle.as_bytes());
-            found.then_some(pid)
-        })
-}
-
-/// The process group of a live process.
-pub fn process_group(pid: u32) -> Option<u32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name: state, ppid, pgrp, …
-    stat.rsplit(')')
-        .next()?
-        .split_whitespace()
-        .nth(2)?
-        .parse()
-        .ok()
-}
-
-/// Whether a process is alive (and not a zombie).
-pub fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| {
-            stat.rsplit(')')
-                .next()
-                .map(|rest| rest.trim_start().to_string())
-        })
-        .is_some_and(|rest| !rest.starts_with('Z'))
 }

@@ -1,0 +1,110 @@
+//! The stack's processes as `/proc` shows them: an execution's agent, a child by name, a process's group,
+//! environment and liveness.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use crate::wait::until;
+
+/// How long a test waits for a process to appear or to end.
+const WITHIN: Duration = Duration::from_secs(10);
+const POLL: Duration = Duration::from_millis(50);
+
+/// The fields of `/proc/<pid>/stat` the tests read.
+struct Stat {
+    comm: String,
+    state: char,
+    ppid: u32,
+    pgrp: u32,
+}
+
+fn stat(pid: u32) -> Option<Stat> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // `pid (comm) state ppid pgrp …`; the command name may hold spaces and parentheses.
+    let (head, rest) = stat.rsplit_once(')')?;
+    let mut fields = rest.split_whitespace();
+    Some(Stat {
+        comm: head.split_once('(')?.1.to_string(),
+        state: fields.next()?.chars().next()?,
+        ppid: fields.next()?.parse().ok()?,
+        pgrp: fields.next()?.parse().ok()?,
+    })
+}
+
+/// Every pid in `/proc`.
+fn pids() -> impl Iterator<Item = u32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
+}
+
+/// A live process's environment.
+pub fn environ(pid: u32) -> HashMap<String, String> {
+    read_environ(pid).unwrap_or_else(|| panic!("process {pid} is alive and ours"))
+}
+
+fn read_environ(pid: u32) -> Option<HashMap<String, String>> {
+    let bytes = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    let vars = bytes
+        .split(|&b| b == 0)
+        .filter_map(|kv| {
+            let (k, v) = std::str::from_utf8(kv).ok()?.split_once('=')?;
+            Some((k.to_string(), v.to_string()))
+        })
+        .collect();
+    Some(vars)
+}
+
+/// The pid of the `vf-agent` running `execution_id` (found by its environment), if one is alive.
+pub fn agent_pid(execution_id: &str) -> Option<u32> {
+    pids().find(|&pid| {
+        stat(pid).is_some_and(|s| s.comm == "vf-agent")
+            && read_environ(pid).is_some_and(|env| {
+                env.get("VF_EXECUTION_ID").map(String::as_str) == Some(execution_id)
+            })
+    })
+}
+
+/// The pid of the `vf-agent` of `execution_id`, once it runs.
+pub async fn wait_for_agent(execution_id: &str) -> u32 {
+    until(
+        format!("a vf-agent for execution {execution_id}"),
+        WITHIN,
+        POLL,
+        || async { agent_pid(execution_id) },
+    )
+    .await
+}
+
+/// The pid of a live child of `parent` named `comm`, once it runs.
+pub async fn wait_for_child(parent: u32, comm: &str) -> u32 {
+    let child =
+        || pids().find(|&pid| stat(pid).is_some_and(|s| s.ppid == parent && s.comm == comm));
+    until(
+        format!("a child {comm} of {parent}"),
+        WITHIN,
+        POLL,
+        || async { child() },
+    )
+    .await
+}
+
+/// Waits until `pid` has ended; panics if it is still alive after 10 s.
+pub async fn wait_for_exit(pid: u32) {
+    until(format!("process {pid} to end"), WITHIN, POLL, || async {
+        (!alive(pid)).then_some(())
+    })
+    .await
+}
+
+/// The process group of a live process.
+pub fn process_group(pid: u32) -> Option<u32> {
+    stat(pid).map(|s| s.pgrp)
+}
+
+/// Whether a process is alive (and not a zombie).
+pub fn alive(pid: u32) -> bool {
+    stat(pid).is_some_and(|s| s.state != 'Z')
+}
