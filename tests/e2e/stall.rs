@@ -81,12 +81,14 @@ pub async fn a_stalled_callback_stores_every_line_once(stalled: &Stalled) {
         proxy.freeze();
         // Frozen until the agent has given up on its connection (longer than its stall window by construction)
         // and resent on a new one ...
-        wait_until(
-            "the agent resends on a new connection",
+        until_true(
+            "the agent resending on a new connection",
             Duration::from_secs(30),
             || {
                 let logs = stack.agent_logs();
-                logs.matches(STALLED).count() >= stalls && logs.matches(REOPENED).count() >= stalls
+                let resent = logs.matches(STALLED).count() >= stalls
+                    && logs.matches(REOPENED).count() >= stalls;
+                async move { resent }
             },
         )
         .await;
