@@ -4,6 +4,7 @@ pub mod api;
 mod browser;
 pub mod components;
 pub mod conversation;
+mod highlight;
 pub mod hooks;
 pub mod legacy_ws;
 pub mod markdown;

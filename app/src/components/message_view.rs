@@ -1,11 +1,15 @@
 //! One message of the chat: the user's turn as plain text, the assistant's as markdown and tool cards.
 
+use std::time::Duration;
+
 use leptos::prelude::*;
+use leptos::task::spawn_local;
 use serde_json::Value;
 use vf_protocol::transcript::{Message, Part, Role, Status, ToolCall};
 use vf_protocol::Usage;
+use wasm_bindgen::JsCast;
 
-use crate::markdown;
+use crate::{browser, markdown};
 
 /// The value of `data-status`.
 fn status_name(status: &Status) -> &'static str {
@@ -128,8 +132,35 @@ fn PartView(part: Memo<Option<Part>>, answering: Signal<bool>) -> impl IntoView 
                 _ => String::new(),
             })
         };
-        view! { <div class="markdown" inner_html=html></div> }.into_any()
+        view! { <div class="markdown" inner_html=html on:click=copy_code></div> }.into_any()
     }
+}
+
+/// A click in rendered markdown: on a code block's copy button, copies that block's code. One listener serves every
+/// button, since the markdown is inner HTML and its buttons cannot carry their own.
+fn copy_code(event: web_sys::MouseEvent) {
+    let Some(button) = event
+        .target()
+        .and_then(|target| target.dyn_into::<web_sys::Element>().ok())
+        .and_then(|element| element.closest("button.copy-code").ok().flatten())
+    else {
+        return;
+    };
+    let Some(code) = button
+        .parent_element()
+        .and_then(|block| block.query_selector("code").ok().flatten())
+    else {
+        return;
+    };
+    let text = code.text_content().unwrap_or_default();
+    spawn_local(async move {
+        let copied = browser::copy_text(&text).await;
+        button.set_text_content(Some(if copied { "Copied" } else { "Copy failed" }));
+        set_timeout(
+            move || button.set_text_content(Some("Copy")),
+            Duration::from_millis(1500),
+        );
+    });
 }
 
 /// A tool call as a collapsible card: name, input JSON and, once it came, the result.
