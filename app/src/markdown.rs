@@ -257,7 +257,8 @@ impl Writer {
         out.push_str(" target=\"_blank\" rel=\"noopener noreferrer\">");
     }
 
-    /// A code block with its copy button: highlighted when its language is one we know, plain otherwise.
+    /// A code block with its copy button (labelled by the stylesheet, so the text of the answer stays the answer's):
+    /// highlighted when its language is one we know, plain otherwise.
     fn code_block_end(&mut self) {
         let Some((language, code)) = self.code.take() else {
             return;
@@ -265,7 +266,7 @@ impl Writer {
         let out = &mut self.out;
         out.push_str(
             "<div class=\"code-block\"><button type=\"button\" class=\"copy-code\" \
-             aria-label=\"Copy code\">Copy</button><pre><code",
+             aria-label=\"Copy code\"></button><pre><code",
         );
         if !language.is_empty() {
             out.push_str(" class=\"language-");
@@ -310,7 +311,7 @@ mod tests {
 
     const LINK: &str = "target=\"_blank\" rel=\"noopener noreferrer\"";
     const COPY: &str = "<div class=\"code-block\"><button type=\"button\" class=\"copy-code\" \
-                        aria-label=\"Copy code\">Copy</button>";
+                        aria-label=\"Copy code\"></button>";
 
     #[test]
     fn paragraphs_headings_and_emphasis() {
