@@ -1,5 +1,6 @@
 //! Renders the assistant's markdown to HTML that is safe to set as `innerHTML`: pulldown-cmark parses, our writer decides every tag.
 
+use linkify::{LinkFinder, LinkKind};
 use pulldown_cmark::{Alignment, CodeBlockKind, Event, LinkType, Options, Parser, Tag, TagEnd};
 use pulldown_cmark_escape::{escape_href, escape_html};
 
@@ -9,7 +10,7 @@ use crate::highlight;
 /// keeps its text but loses its target.
 const SAFE_SCHEMES: [&str; 3] = ["http", "https", "mailto"];
 
-/// Markdown (CommonMark with GFM tables, task lists and strikethrough) to sanitized HTML.
+/// Markdown (CommonMark with GFM tables, task lists, strikethrough and bare URLs as links) to sanitized HTML.
 ///
 /// Safe by construction: pulldown-cmark only parses, and the writer below writes each tag and attribute of the
 /// output itself. Raw HTML in the answer is shown as text, link targets keep only the schemes above (or none),
@@ -26,6 +27,7 @@ pub fn render(markdown: &str) -> String {
     for event in Parser::new_ext(markdown, options) {
         writer.event(event);
     }
+    writer.flush_prose();
     writer.out
 }
 
@@ -45,6 +47,9 @@ struct Writer {
     untitled_image: Option<String>,
     /// The fenced or indented code block being collected: its language and its text.
     code: Option<(String, String)>,
+    /// Text not yet written: the parser may cut a run of text in pieces (at `_`, `*`, `\\`…), and a bare URL is
+    /// found in the whole run.
+    prose: String,
 }
 
 impl Writer {
@@ -57,10 +62,15 @@ impl Writer {
             }
             return;
         }
+        if let Event::Text(text) = &event {
+            self.prose.push_str(text);
+            return;
+        }
+        self.flush_prose();
         match event {
             Event::Start(tag) => self.start(tag),
             Event::End(tag) => self.end(tag),
-            Event::Text(text) | Event::Html(text) | Event::InlineHtml(text) => self.text(&text),
+            Event::Html(text) | Event::InlineHtml(text) => self.text(&text),
             Event::Code(text) => {
                 self.out.push_str("<code>");
                 self.text(&text);
@@ -79,6 +89,28 @@ impl Writer {
             }),
             // Math and footnotes are not enabled; their events never come.
             _ => {}
+        }
+    }
+
+    /// Writes the text run collected so far, its bare http(s) URLs as links (unless it is inside a link already).
+    fn flush_prose(&mut self) {
+        let prose = std::mem::take(&mut self.prose);
+        if self.links > 0 {
+            self.text(&prose);
+            return;
+        }
+        let mut finder = LinkFinder::new();
+        finder.kinds(&[LinkKind::Url]);
+        for span in finder.spans(&prose) {
+            let url = span.as_str();
+            if span.kind().is_some() && is_safe_url(url) {
+                self.link_start(url, "", "");
+                self.text(url);
+                self.links -= 1;
+                self.out.push_str("</a>");
+            } else {
+                self.text(url);
+            }
         }
     }
 
@@ -389,6 +421,25 @@ mod tests {
         assert!(render("[here](#top)").contains("href=\"#top\""));
         assert!(render("<a@b.c>").contains("href=\"mailto:a@b.c\""));
         assert!(render("[path](docs/a:b.md)").contains("href=\"docs/a:b.md\""));
+    }
+
+    #[test]
+    fn bare_urls_become_links() {
+        assert_eq!(
+            render("see https://x.dev/a_b_c, or (https://x.dev/a_(b))."),
+            format!(
+                "<p>see <a href=\"https://x.dev/a_b_c\" {LINK}>https://x.dev/a_b_c</a>, or \
+                 (<a href=\"https://x.dev/a_(b)\" {LINK}>https://x.dev/a_(b)</a>).</p>\n"
+            )
+        );
+        // Not inside links or code, and not with other schemes.
+        assert_eq!(
+            render("[https://a.b](https://c.d) `https://e.f` javascript://x%0Aalert(1)"),
+            format!(
+                "<p><a href=\"https://c.d\" {LINK}>https://a.b</a> <code>https://e.f</code> \
+                 javascript://x%0Aalert(1)</p>\n"
+            )
+        );
     }
 
     #[test]
