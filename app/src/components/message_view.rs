@@ -97,12 +97,33 @@ fn PartView(part: Memo<Option<Part>>, answering: Signal<bool>) -> impl IntoView 
         });
         view! { <ToolCard call answering /> }.into_any()
     } else {
-        let html = move || {
-            part.with(|p| match p {
+        let render = move || {
+            part.try_with_untracked(|p| match p {
                 Some(Part::Text(text)) => markdown::render(text),
                 _ => String::new(),
             })
         };
+        let html = RwSignal::new(render().unwrap_or_default());
+        // While the answer streams, deltas come faster than a screen shows them: render the text at most once an
+        // animation frame. A finished text never changes, so it is never rendered again.
+        let frame_pending = StoredValue::new(false);
+        Effect::new(move |first_run: Option<()>| {
+            part.track();
+            if first_run.is_none() {
+                return;
+            }
+            if !answering.get_untracked() {
+                html.try_set(render().unwrap_or_default());
+            } else if !frame_pending.get_value() {
+                frame_pending.set_value(true);
+                request_animation_frame(move || {
+                    frame_pending.try_set_value(false);
+                    if let Some(fresh) = render() {
+                        html.try_set(fresh);
+                    }
+                });
+            }
+        });
         view! { <div class="markdown" inner_html=html on:click=copy_code></div> }.into_any()
     }
 }
