@@ -58,6 +58,9 @@ where
 {
     /// The conversation, in order.
     pub messages: Signal<Vec<Message>>,
+    /// Set with every change of `messages`: the index of the first message it touched. The messages before it are
+    /// as they were, so a view of one message can skip looking at a change that cannot concern it.
+    pub changed_from: Signal<usize>,
     /// An answer is being written, or was asked for and has not started yet.
     pub is_streaming: Signal<bool>,
     pub connection: Signal<ConnectionState>,
@@ -114,6 +117,7 @@ pub fn use_agent_session_with_options(
 
     UseAgentSessionReturn {
         messages: agent.messages.read_only().into(),
+        changed_from: agent.changed_from.read_only().into(),
         is_streaming: agent.busy.read_only().into(),
         connection: agent.connection.read_only().into(),
         error: agent.error.read_only().into(),
@@ -190,6 +194,7 @@ struct Agent {
     options: StoredValue<UseAgentSessionOptions>,
     local: StoredValue<Local, LocalStorage>,
     messages: RwSignal<Vec<Message>>,
+    changed_from: RwSignal<usize>,
     busy: RwSignal<bool>,
     connection: RwSignal<ConnectionState>,
     error: RwSignal<Option<String>>,
@@ -212,6 +217,7 @@ impl Agent {
             options: StoredValue::new(options),
             local: StoredValue::new_local(local),
             messages: RwSignal::new(Vec::new()),
+            changed_from: RwSignal::new(0),
             busy: RwSignal::new(false),
             connection: RwSignal::new(ConnectionState::Connecting),
             error: RwSignal::new(None),
@@ -269,7 +275,7 @@ impl Agent {
         }) else {
             return;
         };
-        self.messages.set(Vec::new());
+        self.show(0, Vec::new());
         self.error.set(None);
         self.publish();
         if self.session_id.get_untracked().is_empty() {
@@ -382,6 +388,15 @@ impl Agent {
         }
     }
 
+    /// Shows `tail` in place of the messages from index `from` on.
+    fn show(&self, from: usize, tail: Vec<Message>) {
+        self.messages.update(|messages| {
+            messages.truncate(from);
+            messages.extend(tail);
+        });
+        self.changed_from.set(from);
+    }
+
     /// Applies one chunk's events.
     fn receive(&self, generation: u64, batch: &[Envelope]) {
         let now = browser::now_ms();
@@ -403,10 +418,7 @@ impl Agent {
             return;
         };
         if let Some((from, tail)) = tail {
-            self.messages.update(|messages| {
-                messages.truncate(from);
-                messages.extend(tail);
-            });
+            self.show(from, tail);
         }
         self.publish();
         if let Some(finished) = applied {
@@ -444,7 +456,7 @@ impl Agent {
     /// Loads the whole history again (after events of another client were skipped).
     fn reload(&self) {
         self.with_local(|l| l.conversation = Conversation::default());
-        self.messages.set(Vec::new());
+        self.show(0, Vec::new());
         self.resume();
     }
 
@@ -647,7 +659,7 @@ impl Agent {
                 l.conversation = Conversation::default();
                 l.reconnect.reset();
             });
-            agent.messages.set(Vec::new());
+            agent.show(0, Vec::new());
             agent.error.set(None);
             agent.publish();
         };
