@@ -1,4 +1,4 @@
-//! Renders the assistant's markdown to HTML that is safe to set as `innerHTML`: pulldown-cmark parses, our writer decides every tag.
+//! The assistant's markdown as HTML safe for `innerHTML`: pulldown-cmark parses, our writer writes every tag.
 
 use linkify::{LinkFinder, LinkKind};
 use pulldown_cmark::{Alignment, CodeBlockKind, Event, LinkType, Options, Parser, Tag, TagEnd};
@@ -47,7 +47,7 @@ struct Writer {
     untitled_image: Option<String>,
     /// The fenced or indented code block being collected: its language and its text.
     code: Option<(String, String)>,
-    /// Text not yet written: the parser may cut a run of text in pieces (at `_`, `*`, `\\`…), and a bare URL is
+    /// Text not yet written: the parser may cut a run of text in pieces (at `_`, `*`, `[`…), and a bare URL is
     /// found in the whole run.
     prose: String,
 }
@@ -95,6 +95,9 @@ impl Writer {
     /// Writes the text run collected so far, its bare http(s) URLs as links (unless it is inside a link already).
     fn flush_prose(&mut self) {
         let prose = std::mem::take(&mut self.prose);
+        if prose.is_empty() {
+            return;
+        }
         if self.links > 0 {
             self.text(&prose);
             return;
@@ -106,8 +109,7 @@ impl Writer {
             if span.kind().is_some() && is_safe_url(url) {
                 self.link_start(url, "", "");
                 self.text(url);
-                self.links -= 1;
-                self.out.push_str("</a>");
+                self.end(TagEnd::Link);
             } else {
                 self.text(url);
             }
