@@ -1,7 +1,6 @@
 //! What a tool card shows of a call, read from its input and output. Pure, so it is tested without a browser.
 
 use serde_json::Value;
-use similar::{ChangeTag, TextDiff};
 
 /// An output (or file preview) longer than this many lines shows its start and a "Show all".
 pub const PREVIEW_LINES: usize = 24;
@@ -102,17 +101,33 @@ impl Detail {
 
 /// The old and new text of one edit as diff lines.
 fn edit_diff(edit: &Value) -> Vec<DiffLine> {
-    let old = text(edit, "old_string").unwrap_or_default();
-    let new = text(edit, "new_string").unwrap_or_default();
-    TextDiff::from_lines(old, new)
-        .iter_all_changes()
-        .map(|change| DiffLine {
-            kind: match change.tag() {
-                ChangeTag::Equal => LineKind::Kept,
-                ChangeTag::Delete => LineKind::Removed,
-                ChangeTag::Insert => LineKind::Added,
-            },
-            text: change.value().trim_end_matches(['\n', '\r']).to_string(),
+    /// The diff's table has a cell for each pair of lines: past this many, the old text is shown removed and the
+    /// new one added, without looking for the lines they share.
+    const MAX_CELLS: usize = 4_000_000;
+    let old: Vec<&str> = text(edit, "old_string")
+        .unwrap_or_default()
+        .lines()
+        .collect();
+    let new: Vec<&str> = text(edit, "new_string")
+        .unwrap_or_default()
+        .lines()
+        .collect();
+    let line = |kind, text: &str| DiffLine {
+        kind,
+        text: text.to_string(),
+    };
+    if old.len().saturating_mul(new.len()) > MAX_CELLS {
+        let removed = old.iter().map(|text| line(LineKind::Removed, text));
+        return removed
+            .chain(new.iter().map(|text| line(LineKind::Added, text)))
+            .collect();
+    }
+    diff::slice(&old, &new)
+        .into_iter()
+        .map(|change| match change {
+            diff::Result::Both(text, _) => line(LineKind::Kept, text),
+            diff::Result::Left(text) => line(LineKind::Removed, text),
+            diff::Result::Right(text) => line(LineKind::Added, text),
         })
         .collect()
 }
@@ -265,6 +280,21 @@ mod tests {
         };
         assert_eq!(edits.len(), 2);
         assert_eq!(edits[1], vec![line(LineKind::Added, "new")]);
+        // Too large to search for shared lines: all removed, then all added.
+        let big = |tag: &str| {
+            (0..3_000)
+                .map(|n| format!("{tag} {n}\n"))
+                .collect::<String>()
+        };
+        let Detail::Edits(edits) = Detail::of(
+            "Edit",
+            &json!({"old_string": big("old"), "new_string": big("new")}),
+        ) else {
+            panic!("not edits");
+        };
+        assert_eq!(edits[0].len(), 6_000);
+        assert_eq!(edits[0][2_999], line(LineKind::Removed, "old 2999"));
+        assert_eq!(edits[0][3_000], line(LineKind::Added, "new 0"));
     }
 
     #[test]
