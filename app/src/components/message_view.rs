@@ -97,9 +97,20 @@ fn PartView(part: Memo<Option<Part>>, answering: Signal<bool>) -> impl IntoView 
         });
         view! { <ToolCard call answering /> }.into_any()
     } else {
+        // A text part only grows, so its length tells which version of it the page shows.
+        let length = move || {
+            part.try_with_untracked(|p| match p {
+                Some(Part::Text(text)) => text.len(),
+                _ => 0,
+            })
+        };
+        let rendered = StoredValue::new(0);
         let render = move || {
             part.try_with_untracked(|p| match p {
-                Some(Part::Text(text)) => markdown::render(text),
+                Some(Part::Text(text)) => {
+                    rendered.try_set_value(text.len());
+                    markdown::render(text)
+                }
                 _ => String::new(),
             })
         };
@@ -107,9 +118,9 @@ fn PartView(part: Memo<Option<Part>>, answering: Signal<bool>) -> impl IntoView 
         // While the answer streams, deltas come faster than a screen shows them: render the text at most once an
         // animation frame. A finished text never changes, so it is never rendered again.
         let frame_pending = StoredValue::new(false);
-        Effect::new(move |first_run: Option<()>| {
+        Effect::new(move |_| {
             part.track();
-            if first_run.is_none() {
+            if length() == rendered.try_get_value() {
                 return;
             }
             if !answering.get_untracked() {
