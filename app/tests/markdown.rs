@@ -64,6 +64,19 @@ fn escape(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// Each run of whitespace as one space, as `re.sub(r"\s+", " ", data)` does.
+fn collapse_whitespace(data: &str) -> String {
+    let mut out = String::with_capacity(data.len());
+    for c in data.chars() {
+        if !c.is_whitespace() {
+            out.push(c);
+        } else if !out.ends_with(' ') {
+            out.push(' ');
+        }
+    }
+    out
+}
+
 fn is_block_tag(tag: &str) -> bool {
     [
         "article",
@@ -157,22 +170,7 @@ fn normalize(html: &str) -> String {
                     chunk = chunk.trim_start_matches('\n').to_string();
                 }
                 if !in_pre {
-                    chunk = chunk.split_whitespace().collect::<Vec<_>>().join(" ")
-                        + if chunk.ends_with(char::is_whitespace) && !chunk.trim().is_empty() {
-                            " "
-                        } else {
-                            ""
-                        };
-                    if chunk.trim().is_empty() && !chunk.is_empty() {
-                        chunk = " ".into();
-                    }
-                    let original = text(&s);
-                    if original.starts_with(char::is_whitespace)
-                        && !chunk.starts_with(' ')
-                        && !chunk.is_empty()
-                    {
-                        chunk.insert(0, ' ');
-                    }
+                    chunk = collapse_whitespace(&chunk);
                     if after_tag && is_block_tag(&last_tag) {
                         chunk = if last == Last::StartTag {
                             chunk.trim_start().to_string()
