@@ -1,4 +1,5 @@
-//! Syntax highlighting of code blocks: oxidoc-highlight's lexers find the tokens, we write the (escaped) spans.
+//! Syntax highlighting of code blocks: oxidoc-highlight's lexers find the tokens, we write the (escaped) spans. It
+//! runs in the highlighting worker (`bin/vf-highlighter.rs`), so the page's own wasm does without the lexers.
 //!
 //! Why this highlighter: it has hand-written lexers (no regex engine, no grammar tables) for every language Claude
 //! Code writes most (Rust, TypeScript/JavaScript, Python, shell, JSON, TOML, YAML, Go, SQL, HTML/CSS, diff) and

@@ -2,9 +2,10 @@
 
 pub mod api;
 mod browser;
+mod code_worker;
 pub mod components;
 pub mod conversation;
-mod highlight;
+pub mod highlight;
 pub mod hooks;
 pub mod legacy_ws;
 pub mod markdown;

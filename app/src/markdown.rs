@@ -4,25 +4,34 @@ use linkify::{LinkFinder, LinkKind};
 use pulldown_cmark::{Alignment, CodeBlockKind, Event, LinkType, Options, Parser, Tag, TagEnd};
 use pulldown_cmark_escape::{escape_href, escape_html};
 
-use crate::highlight;
-
 /// Link schemes an answer may point at. Anything else (`javascript:`, `data:`, `file:`, an app's own handler)
 /// keeps its text but loses its target.
 const SAFE_SCHEMES: [&str; 3] = ["http", "https", "mailto"];
 
-/// Markdown (CommonMark with GFM tables, task lists, strikethrough and bare URLs as links) to sanitized HTML.
+/// Writes a code block's code, given its language, as HTML (escaped, and highlighted where it can).
+pub type Highlighter = fn(code: &str, language: &str, out: &mut String);
+
+/// Markdown (CommonMark with GFM tables, task lists, strikethrough and bare URLs as links) to sanitized HTML; code
+/// blocks are written by `highlight`.
 ///
 /// Safe by construction: pulldown-cmark only parses, and the writer below writes each tag and attribute of the
 /// output itself. Raw HTML in the answer is shown as text, link targets keep only the schemes above (or none),
 /// images become links (an answer cannot make the browser fetch anything), and tables are aligned with classes, so
 /// the Content-Security-Policy needs no inline styles. A fence left open (an answer still streaming) is, as
 /// CommonMark says, a code block to the end of the text.
-pub fn render(markdown: &str) -> String {
+pub fn render(markdown: &str, highlight: Highlighter) -> String {
     let options =
         Options::ENABLE_TABLES | Options::ENABLE_TASKLISTS | Options::ENABLE_STRIKETHROUGH;
     let mut writer = Writer {
         out: String::with_capacity(markdown.len() + markdown.len() / 4 + 16),
-        ..Writer::default()
+        highlight,
+        alignments: Vec::new(),
+        in_table_head: false,
+        column: 0,
+        links: 0,
+        untitled_image: None,
+        code: None,
+        prose: String::new(),
     };
     for event in Parser::new_ext(markdown, options) {
         writer.event(event);
@@ -32,9 +41,9 @@ pub fn render(markdown: &str) -> String {
 }
 
 /// The HTML written so far and what it is inside of.
-#[derive(Default)]
 struct Writer {
     out: String,
+    highlight: Highlighter,
     /// Column alignments of the table being written.
     alignments: Vec<Alignment>,
     /// Whether the table's head row is being written (its cells are `th`).
@@ -308,7 +317,7 @@ impl Writer {
             out.push('"');
         }
         out.push('>');
-        highlight::write(&code, &language, out);
+        (self.highlight)(&code, &language, out);
         out.push_str("</code></pre></div>\n");
     }
 }
@@ -341,7 +350,11 @@ fn is_safe_url(url: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::highlight;
+
+    fn render(markdown: &str) -> String {
+        super::render(markdown, highlight::write)
+    }
 
     const LINK: &str = "target=\"_blank\" rel=\"noopener noreferrer\"";
     const COPY: &str = "<div class=\"code-block\"><button type=\"button\" class=\"copy-code\" \

@@ -4,7 +4,12 @@ use std::collections::BTreeMap;
 
 use html5gum::{Token, Tokenizer};
 use serde::Deserialize;
-use vf_app::markdown::render;
+use vf_app::highlight;
+use vf_app::markdown;
+
+fn render(text: &str) -> String {
+    markdown::render(text, highlight::write)
+}
 
 /// One example of the spec (`tests/data/commonmark-spec.json`, see the README there).
 #[derive(Deserialize)]

@@ -9,7 +9,7 @@ use vf_protocol::Usage;
 use wasm_bindgen::JsCast;
 
 use super::ToolCard;
-use crate::{browser, markdown};
+use crate::{browser, code_worker, markdown};
 
 /// The value of `data-status`.
 fn status_name(status: &Status) -> &'static str {
@@ -105,24 +105,24 @@ fn PartView(part: Memo<Option<Part>>, answering: Signal<bool>) -> impl IntoView 
             })
         };
         let rendered = StoredValue::new(0);
+        // Fired when the highlighting of a code block that this text showed plain comes.
+        let highlighted = Trigger::new();
         let render = move || {
             part.try_with_untracked(|p| match p {
                 Some(Part::Text(text)) => {
                     rendered.try_set_value(text.len());
-                    markdown::render(text)
+                    let html = markdown::render(text, code_worker::write);
+                    code_worker::notify_when_answered(highlighted);
+                    html
                 }
                 _ => String::new(),
             })
         };
         let html = RwSignal::new(render().unwrap_or_default());
         // While the answer streams, deltas come faster than a screen shows them: render the text at most once an
-        // animation frame. A finished text never changes, so it is never rendered again.
+        // animation frame. A finished text renders again only when the highlighting of one of its blocks comes.
         let frame_pending = StoredValue::new(false);
-        Effect::new(move |_| {
-            part.track();
-            if length() == rendered.try_get_value() {
-                return;
-            }
+        let schedule = move || {
             if !answering.get_untracked() {
                 html.try_set(render().unwrap_or_default());
             } else if !frame_pending.get_value() {
@@ -133,6 +133,18 @@ fn PartView(part: Memo<Option<Part>>, answering: Signal<bool>) -> impl IntoView 
                         html.try_set(fresh);
                     }
                 });
+            }
+        };
+        Effect::new(move |_| {
+            part.track();
+            if length() != rendered.try_get_value() {
+                schedule();
+            }
+        });
+        Effect::new(move |first_run: Option<()>| {
+            highlighted.track();
+            if first_run.is_some() {
+                schedule();
             }
         });
         view! { <div class="markdown" inner_html=html on:click=copy_code></div> }.into_any()

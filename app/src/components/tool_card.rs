@@ -3,7 +3,7 @@
 use leptos::prelude::*;
 use vf_protocol::transcript::ToolCall;
 
-use crate::highlight;
+use crate::code_worker;
 use crate::tool_detail::{preview, result_summary, tool_hint, Detail, Todo};
 
 /// A tool call as a collapsible card. `answering`: the answer is still streaming.
@@ -116,18 +116,22 @@ fn TodoItem(todo: Todo) -> impl IntoView {
     }
 }
 
-/// Text in a `pre`, highlighted when `language` is one we know; a long one shows its start and a "Show all".
+/// Text in a `pre`, highlighted (once the worker answered) when `language` is one we know; a long one shows its start and a "Show all".
 #[component]
 fn CodeText(text: String, language: String, class: &'static str) -> impl IntoView {
     let expanded = RwSignal::new(false);
     let total = preview(&text).map(|(_, total)| total);
+    // Fired when the highlighting comes: until then the text shows plain.
+    let highlighted = Trigger::new();
     let html = move || {
+        highlighted.track();
         let shown = match preview(&text) {
             Some((start, _)) if !expanded.get() => start,
             _ => text.as_str(),
         };
         let mut html = String::new();
-        highlight::write(shown, &language, &mut html);
+        code_worker::write(shown, &language, &mut html);
+        code_worker::notify_when_answered(highlighted);
         html
     };
     view! {
