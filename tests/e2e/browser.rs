@@ -438,3 +438,25 @@ pub async fn streams_line_by_line_and_admits_only_its_origin(ui: &UiLoop) {
         );
     }
 }
+
+/// A build landing in `make ui`'s dist reloads the open page: the reload script runs under the app's
+/// Content-Security-Policy, and the page comes back on the new build.
+pub async fn a_new_build_reloads_the_page(ui: &UiLoop) {
+    let browser = Browser::start().await;
+    let page = browser.page(&ui.base).await;
+    page.open("/login").await;
+    page.element("login-token").await;
+    page.js("window.vfBeforeTheBuild = true;").await;
+    // What trunk watch does when a build lands: index.html replaced (here by the same build, a comment apart).
+    let index = ui.dist.join("index.html");
+    let html = std::fs::read_to_string(&index).expect("the built index.html");
+    std::fs::write(&index, html.replace("</head>", "<!-- rebuilt --></head>"))
+        .expect("a new index.html");
+    page.wait_until(
+        "the page to reload on the new build",
+        "window.vfBeforeTheBuild === undefined && document.documentElement.outerHTML.includes('<!-- rebuilt -->')",
+    )
+    .await;
+    page.element("login-token").await;
+    page.close().await;
+}

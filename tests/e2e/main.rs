@@ -109,6 +109,7 @@ async fn main() {
         browser::browser_reload_mid_answer_loses_nothing,
         browser::browser_flag_off_uses_the_legacy_websocket,
         browser::streams_line_by_line_and_admits_only_its_origin,
+        browser::a_new_build_reloads_the_page,
     ];
     if ui_tests.iter().any(|t| selected(t.name)) {
         let ui = UiLoop::start().await;

@@ -60,6 +60,8 @@ impl App for Stack {
 /// runs in its own process group, stopped on drop; it builds into the stack's directory.
 pub struct UiLoop {
     pub base: String,
+    /// Where trunk watch writes its builds.
+    pub dist: PathBuf,
     pub stack: Stack,
     ui: Mutex<Option<Child>>,
 }
@@ -83,6 +85,7 @@ impl UiLoop {
             ..StackOptions::default()
         })
         .await;
+        let dist = stack.dir.join("ui-dist");
         let log_path = stack.dir.join("ui.log");
         let log = std::fs::File::create(&log_path).expect("log file");
         // The developer's command, not a sub-make of `make test`.
@@ -94,7 +97,7 @@ impl UiLoop {
             .env_remove("MAKELEVEL")
             .env("VF_UI_PORT", port.to_string())
             .env("VF_WORKER_URL", &stack.base)
-            .env("VF_UI_DIST", stack.dir.join("ui-dist"))
+            .env("VF_UI_DIST", &dist)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log file"))
             .stderr(log)
@@ -103,6 +106,7 @@ impl UiLoop {
             .expect("make ui starts");
         let ui = UiLoop {
             base,
+            dist,
             stack,
             ui: Mutex::new(Some(child)),
         };
