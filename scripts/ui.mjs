@@ -1,8 +1,8 @@
 // `make ui`: UI development against the running Worker. `trunk watch` rebuilds the app on save into its own dist
 // directory; this server serves that directory on 127.0.0.1:8080 (with the security headers of its `_headers`, as
-// the Worker does), reloads open pages when a build lands, and relays /api/ and /internal/ to the Worker on 8787:
-// HTTP bodies streamed both ways as they come, WebSocket upgrades as raw bytes, the Host header naming the Worker.
-// Why not `trunk serve`: see README, "UI development". Env: VF_UI_PORT (8080), VF_WORKER_URL
+// the Worker does), reloads open pages when a build lands, and relays the Worker's paths (/api/, /internal/) to
+// it on 8787: HTTP bodies streamed both ways as they come, WebSocket upgrades as raw bytes, the Host header naming
+// the Worker. Why not `trunk serve`: see README, "UI development". Env: VF_UI_PORT (8080), VF_WORKER_URL
 // (http://127.0.0.1:8787), VF_UI_DIST (target/ui-dist).
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -16,8 +16,8 @@ const root = resolve(fileURLToPath(import.meta.url), "../..");
 const port = Number(process.env.VF_UI_PORT || 8080);
 const worker = new URL(process.env.VF_WORKER_URL || "http://127.0.0.1:8787");
 const dist = resolve(root, process.env.VF_UI_DIST || "target/ui-dist");
-// The Worker's own paths: wrangler.toml's run_worker_first.
-const WORKER_PATHS = ["/api/", "/internal/"];
+// The Worker's own paths, as wrangler.toml's run_worker_first lists them ("/api/*" → prefix "/api/").
+const WORKER_PATHS = workerPaths();
 // The reload channel: a WebSocket (an EventSource would hold one of the browser's six HTTP connections to this
 // host, which the app's streams need) and the script that opens it.
 const RELOAD_SOCKET = "/.vf-ui/reload";
@@ -34,6 +34,16 @@ const TYPES = {
 };
 
 const log = (message) => console.log(`[ui] ${message}`);
+
+function workerPaths() {
+  const toml = readFileSync(join(root, "wrangler.toml"), "utf8");
+  const list = toml.match(/^run_worker_first\s*=\s*(\[.*\])/m);
+  if (!list) {
+    console.error("[ui] wrangler.toml has no run_worker_first list: which paths are the Worker's?");
+    process.exit(1);
+  }
+  return JSON.parse(list[1]).map((pattern) => pattern.replace(/\*$/, ""));
+}
 
 // trunk watch: the same Trunk.toml as `make build` (release profile, so the first build reuses make build's).
 const trunk = spawn("trunk", ["watch", "--release", "--dist", dist], { cwd: root, stdio: "inherit" });
@@ -82,7 +92,13 @@ function staticHeaders(path) {
 
 // A file of the dist for a GET, or index.html (the single-page fallback, as the Worker's assets have).
 function serveStatic(req, res) {
-  const path = decodeURIComponent(new URL(req.url, "http://ui").pathname);
+  let path;
+  try {
+    path = decodeURIComponent(new URL(req.url, "http://ui").pathname);
+  } catch {
+    res.writeHead(400).end();
+    return;
+  }
   const id = buildId();
   if (id === null) {
     res.writeHead(503, { "Content-Type": "text/plain", "Retry-After": "2" });
@@ -192,7 +208,8 @@ function acceptReload(req, socket) {
   const key = req.headers["sec-websocket-key"];
   const accept = createHash("sha1").update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest("base64");
   socket.write(
-    `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`,
+    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+      `Sec-WebSocket-Accept: ${accept}\r\n\r\n`,
   );
   reloadSockets.add(socket);
   socket.on("close", () => reloadSockets.delete(socket));
