@@ -1,5 +1,4 @@
-//! The app in headless Chromium against the real stack: streaming, reload, two windows, stop, flag, phone width;
-//! and the UI development loop (`make ui`) in front of it.
+//! The app in headless Chromium on the real stack (streaming, reload, two windows, stop, flag, phone), and `make ui`.
 
 use std::panic::AssertUnwindSafe;
 

@@ -1,5 +1,4 @@
-//! Headless Chromium for the browser tests (Debian's chromedriver in its own process group, one profile per
-//! `Page`), on the app as the Worker serves it or as `make ui` does in front of it.
+//! Headless Chromium for the browser tests (one profile per `Page`), on the app from the Worker or from `make ui`.
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
