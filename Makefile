@@ -12,10 +12,11 @@ export TRUNK_SKIP_VERSION_CHECK := true
 export WRANGLER_SEND_METRICS := false
 export CLOUDFLARE_CF_FETCH_ENABLED := false
 
-.PHONY: help setup build app worker sandbox dev test lint fmt unit deploy-check e2e bench clean
+.PHONY: help setup build app worker sandbox dev ui test lint fmt unit deploy-check e2e bench clean
 
 help:
 	@echo "make dev    install what is missing, build, run the stack on http://127.0.0.1:8787"
+	@echo "make ui     with make dev running: the app on http://127.0.0.1:8080, rebuilt on save, API on 8787"
 	@echo "make test   install what is missing, lint, unit tests, end-to-end tests against the real stack"
 	@echo "make bench  release builds, then measure the real stack and print one table (bench/latest.md)"
 
@@ -37,6 +38,11 @@ build: app worker sandbox
 ## The two commands
 dev: setup build
 	@scripts/dev.sh
+
+# UI development, next to a running `make dev`: trunk watch rebuilds the app on save, the page reloads, and the
+# API and the legacy WebSocket are relayed to the Worker (README, "UI development"). The browser tests run it too.
+ui:
+	@node scripts/ui.mjs
 
 # The browser tests need Debian's chromium and chromedriver: setup installs them for `make test` (not `make dev`).
 # Setup installs the claude CLI too, so under `make test` the real-CLI tests fail rather than skip without it.

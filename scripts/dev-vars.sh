@@ -13,7 +13,7 @@ SESSION_SECRET=$(rand)
 SANDBOX_TOKEN=$(rand)
 ADMIN_TOKEN=$(rand)
 SANDBOX_URL=http://127.0.0.1:3000
-# trunk serve (UI development with rebuild on save) fronts the API from port 8080.
+# \`make ui\` (UI development: rebuilt on save, on port 8080) relays the API from that origin.
 ALLOWED_ORIGINS=http://127.0.0.1:8080
 VARS
 echo "[dev] wrote .dev.vars with fresh local secrets"

@@ -41,5 +41,6 @@ for _ in $(seq 1 120); do
 done
 echo
 echo "  VaporForge is running: http://127.0.0.1:8787   (Ctrl-C stops it)"
+echo "  UI development: \`make ui\` in another terminal serves it rebuilt on save on http://127.0.0.1:8080"
 echo
 wait -n "${pids[@]}"

@@ -1,13 +1,16 @@
-//! The app in headless Chromium against the real stack: streaming, reload, two windows, stop, flag, phone width.
+//! The app in headless Chromium on the real stack (streaming, reload, two windows, stop, flag, phone), and `make ui`.
 
 use std::panic::AssertUnwindSafe;
 
 use futures::FutureExt;
 use serde_json::{json, Value};
-use vf_e2e::browser::{squash, Shown};
-use vf_e2e::stack::repo_root;
+use std::collections::BTreeSet;
+
+use vf_e2e::browser::{squash, App, Shown, UiLoop};
+use vf_e2e::stack::{free_port, repo_root};
 use vf_e2e::{Browser, Client, Page, Stack};
 use vf_protocol::transcript::{Role, Status, Transcript};
+use vf_protocol::Event;
 
 /// The session's stored log (`events?after=0`, once it ends with a terminal event), reduced.
 async fn stored(api: &Client, session_id: &str) -> Transcript {
@@ -111,9 +114,9 @@ fn fixture_answer(name: &str) -> String {
 }
 
 /// A signed-in browser on a new session: the browser, the page and the session id.
-async fn new_chat(stack: &Stack) -> (Browser, Page, String) {
+async fn new_chat(app: &impl App) -> (Browser, Page, String) {
     let browser = Browser::start().await;
-    let page = browser.page(&stack.base).await;
+    let page = browser.page(app.base()).await;
     page.sign_in().await;
     let session = page.new_session().await;
     (browser, page, session)
@@ -121,8 +124,8 @@ async fn new_chat(stack: &Stack) -> (Browser, Page, String) {
 
 /// Log in by pasting a token, create a session, send a prompt: the answer is shown streaming, its text growing,
 /// then done with the whole text, which is the stored transcript's.
-pub async fn browser_streams_an_answer_live(stack: &Stack) {
-    let (_browser, page, session) = new_chat(stack).await;
+pub async fn browser_streams_an_answer_live(app: &impl App) {
+    let (_browser, page, session) = new_chat(app).await;
     page.record().await;
     page.send("[fixture:text][delay:150] hello").await;
     let shown = page
@@ -164,8 +167,8 @@ pub async fn browser_streams_an_answer_live(stack: &Stack) {
 }
 
 /// A reload mid-answer rejoins the running answer: it completes with nothing duplicated or missing.
-pub async fn browser_reload_mid_answer_loses_nothing(stack: &Stack) {
-    let (_browser, page, session) = new_chat(stack).await;
+pub async fn browser_reload_mid_answer_loses_nothing(app: &impl App) {
+    let (_browser, page, session) = new_chat(app).await;
     let prompt = "[fixture:text][delay:400] reload me";
     page.send(prompt).await;
     page.wait_for_messages("the answer to start", streaming_with_text)
@@ -279,19 +282,19 @@ async fn set_flags(stack: &Stack, body: Value) {
 /// With the flag off (rollout 0 %) the app takes the legacy WebSocket: the badge says so and the answer arrives
 /// with nothing stored. `?transport=do` overrides the flag, and is remembered. The flag is restored whatever
 /// happens.
-pub async fn browser_flag_off_uses_the_legacy_websocket(stack: &Stack) {
-    set_flags(stack, json!({ "rolloutPercent": 0, "kill": false })).await;
-    let outcome = AssertUnwindSafe(legacy_then_override(stack))
+pub async fn browser_flag_off_uses_the_legacy_websocket(app: &impl App) {
+    set_flags(app.stack(), json!({ "rolloutPercent": 0, "kill": false })).await;
+    let outcome = AssertUnwindSafe(legacy_then_override(app))
         .catch_unwind()
         .await;
-    set_flags(stack, json!({ "rolloutPercent": 100, "kill": false })).await;
+    set_flags(app.stack(), json!({ "rolloutPercent": 100, "kill": false })).await;
     if let Err(panic) = outcome {
         std::panic::resume_unwind(panic);
     }
 }
 
-async fn legacy_then_override(stack: &Stack) {
-    let (_browser, page, session) = new_chat(stack).await;
+async fn legacy_then_override(app: &impl App) {
+    let (_browser, page, session) = new_chat(app).await;
     let api = page.api().await;
     let flags: Value = api.get("/api/flags").await.json().await.expect("flags");
     assert_eq!(
@@ -379,5 +382,80 @@ pub async fn browser_chat_fits_a_375px_phone(stack: &Stack) {
             .all(|w| w.as_u64().is_some_and(|w| w <= 375)),
         "no horizontal scroll at 375 px: scrollWidth (html, body) = {overflow}"
     );
+    page.close().await;
+}
+
+/// Through `make ui` a chat arrives line by line as it is written, as from the Worker itself (trunk serve's proxy
+/// held it: the agent's callback address lost its port), and the Origin check lets exactly the UI's origin through.
+pub async fn streams_line_by_line_and_admits_only_its_origin(ui: &UiLoop) {
+    let user = Client::signed_in(&ui.base).await;
+    let session = user.create_session().await;
+    let stream = user
+        .chat(&session.id, "[fixture:text][delay:120] through make ui")
+        .await;
+    assert_eq!(stream.status(), 200);
+    let lines = stream.collect().await;
+    let kinds: Vec<&str> = lines.iter().map(|l| l.envelope.event.kind()).collect();
+    assert!(
+        matches!(
+            lines.last().map(|l| &l.envelope.event),
+            Some(Event::Done { .. })
+        ),
+        "the answer ends done: {kinds:?}"
+    );
+    let arrivals: BTreeSet<_> = lines
+        .iter()
+        .filter(|l| matches!(l.envelope.event, Event::TextDelta { .. }))
+        .map(|l| l.at)
+        .collect();
+    assert!(
+        arrivals.len() >= 3,
+        "the text deltas, written 120 ms apart, arrived in {} reads: the relay buffered them ({kinds:?})",
+        arrivals.len()
+    );
+
+    let cookie = user.cookie.clone().expect("a session cookie");
+    let other = format!("http://127.0.0.1:{}", free_port());
+    for (origin, status) in [
+        (ui.base.clone(), 201),
+        (other, 403),
+        (ui.base.replace("127.0.0.1", "localhost"), 403),
+    ] {
+        let response = user
+            .http
+            .post(format!("{}/api/sessions", ui.base))
+            .header("Cookie", &cookie)
+            .header("Origin", &origin)
+            .json(&json!({ "name": "origin" }))
+            .send()
+            .await
+            .expect("POST /api/sessions");
+        assert_eq!(
+            response.status().as_u16(),
+            status,
+            "a session created from {origin}"
+        );
+    }
+}
+
+/// A build landing in `make ui`'s dist reloads the open page: the reload script runs under the app's
+/// Content-Security-Policy, and the page comes back on the new build.
+pub async fn a_new_build_reloads_the_page(ui: &UiLoop) {
+    let browser = Browser::start().await;
+    let page = browser.page(&ui.base).await;
+    page.open("/login").await;
+    page.element("login-token").await;
+    page.js("window.vfBeforeTheBuild = true;").await;
+    // What trunk watch does when a build lands: index.html replaced (here by the same build, a comment apart).
+    let index = ui.dist.join("index.html");
+    let html = std::fs::read_to_string(&index).expect("the built index.html");
+    std::fs::write(&index, html.replace("</head>", "<!-- rebuilt --></head>"))
+        .expect("a new index.html");
+    page.wait_until(
+        "the page to reload on the new build",
+        "window.vfBeforeTheBuild === undefined && document.documentElement.outerHTML.includes('<!-- rebuilt -->')",
+    )
+    .await;
+    page.element("login-token").await;
     page.close().await;
 }

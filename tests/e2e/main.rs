@@ -12,12 +12,15 @@ mod secrets;
 mod stall;
 mod tokens;
 
+use vf_e2e::browser::UiLoop;
 use vf_e2e::runner::{report, run_all, selected, TestResult};
 use vf_e2e::{Stack, StackOptions, Test};
 
+/// Tests named after their functions, or with a prefix naming where they run (`prefix "…": …`).
 macro_rules! tests {
-    ($($module:ident :: $name:ident),* $(,)?) => {
-        vec![$(Test { name: stringify!($name), run: |s| Box::pin($module::$name(s)) }),*]
+    ($($module:ident :: $name:ident),* $(,)?) => { tests![prefix "": $($module::$name),*] };
+    (prefix $prefix:literal: $($module:ident :: $name:ident),* $(,)?) => {
+        vec![$(Test { name: concat!($prefix, stringify!($name)), run: |s| Box::pin($module::$name(s)) }),*]
     };
 }
 
@@ -100,6 +103,18 @@ async fn main() {
         )
         .await,
     );
+    // The UI development loop: the browser's streaming and legacy cases again, through `make ui`.
+    let ui_tests: Vec<Test<UiLoop>> = tests![prefix "make_ui_":
+        browser::browser_streams_an_answer_live,
+        browser::browser_reload_mid_answer_loses_nothing,
+        browser::browser_flag_off_uses_the_legacy_websocket,
+        browser::streams_line_by_line_and_admits_only_its_origin,
+        browser::a_new_build_reloads_the_page,
+    ];
+    if ui_tests.iter().any(|t| selected(t.name)) {
+        let ui = UiLoop::start().await;
+        results.extend(run_on(&ui.stack, &ui, &ui_tests).await);
+    }
     let stall_tests: Vec<Test<stall::Stalled>> = vec![Test {
         name: "a_stalled_callback_stores_every_line_once",
         run: |s| Box::pin(stall::a_stalled_callback_stores_every_line_once(s)),

@@ -1,4 +1,4 @@
-//! Headless Chromium for the browser tests: Debian's chromedriver in its own process group, one profile per `Page`.
+//! Headless Chromium for the browser tests (one profile per `Page`), on the app from the Worker or from `make ui`.
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -14,8 +14,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::client::{uuid_like, Client};
-use crate::stack::{free_port, kill_group, lock, random_hex};
+use crate::stack::{free_port, kill_group, lock, random_hex, repo_root};
 use crate::wait::until_true;
+use crate::{Stack, StackOptions};
 
 /// Debian's packages (`apt-get install chromium chromium-driver`); a test never downloads a browser.
 pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -34,6 +35,113 @@ const SNAPSHOT_FN: &str = r#"() => Array.from(document.querySelectorAll('[data-t
     text: Array.from(m.querySelectorAll(m.dataset.role === 'user' ? '.user-text' : '.markdown'))
         .map(e => e.textContent).join(''),
 }))"#;
+
+/// Where the browser tests load the app from, on the stack they run on.
+pub trait App {
+    /// The stack whose Worker answers the API.
+    fn stack(&self) -> &Stack;
+    /// The origin the pages are opened on.
+    fn base(&self) -> &str;
+}
+
+/// The app as the Worker serves it (its static assets).
+impl App for Stack {
+    fn stack(&self) -> &Stack {
+        self
+    }
+    fn base(&self) -> &str {
+        &self.base
+    }
+}
+
+/// The UI development loop: `make ui` (trunk watch and scripts/ui.mjs), run as a developer runs it but on a free
+/// port, in front of a stack whose Worker admits exactly its origin (as `.dev.vars` admits port 8080). `make ui`
+/// runs in its own process group, stopped on drop; it builds into the stack's directory.
+pub struct UiLoop {
+    pub base: String,
+    /// Where trunk watch writes its builds.
+    pub dist: PathBuf,
+    pub stack: Stack,
+    ui: Mutex<Option<Child>>,
+}
+
+impl App for UiLoop {
+    fn stack(&self) -> &Stack {
+        &self.stack
+    }
+    fn base(&self) -> &str {
+        &self.base
+    }
+}
+
+impl UiLoop {
+    /// Starts the stack, then `make ui` in front of it; waits until it serves the app's index.html.
+    pub async fn start() -> UiLoop {
+        let port = free_port();
+        let base = format!("http://127.0.0.1:{port}");
+        let stack = Stack::start(StackOptions {
+            worker_vars: vec![("ALLOWED_ORIGINS".into(), base.clone())],
+            ..StackOptions::default()
+        })
+        .await;
+        let dist = stack.dir.join("ui-dist");
+        let log_path = stack.dir.join("ui.log");
+        let log = std::fs::File::create(&log_path).expect("log file");
+        // The developer's command, not a sub-make of `make test`.
+        let child = Command::new("make")
+            .args(["--no-print-directory", "ui"])
+            .current_dir(repo_root())
+            .env_remove("MAKEFLAGS")
+            .env_remove("MFLAGS")
+            .env_remove("MAKELEVEL")
+            .env("VF_UI_PORT", port.to_string())
+            .env("VF_WORKER_URL", &stack.base)
+            .env("VF_UI_DIST", &dist)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .expect("make ui starts");
+        let ui = UiLoop {
+            base,
+            dist,
+            stack,
+            ui: Mutex::new(Some(child)),
+        };
+        ui.wait_ready(&log_path).await;
+        ui
+    }
+
+    /// Waits until the first build is served (trunk watch builds before anything else: about 10 s after
+    /// `make build`, whose release build it reuses).
+    async fn wait_ready(&self, log: &Path) {
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("an HTTP client");
+        let what = format!("make ui to serve the app (see {})", log.display());
+        until_true(what, Duration::from_secs(300), || async {
+            if let Some(Ok(Some(status))) = lock(&self.ui).as_mut().map(Child::try_wait) {
+                panic!(
+                    "make ui ended ({status}): {}",
+                    std::fs::read_to_string(log).unwrap_or_default()
+                );
+            }
+            let index = http.get(format!("{}/index.html", self.base)).send().await;
+            index.is_ok_and(|r| r.status().is_success())
+        })
+        .await;
+    }
+}
+
+impl Drop for UiLoop {
+    fn drop(&mut self) {
+        if let Some(child) = lock(&self.ui).take() {
+            kill_group(child, true);
+        }
+    }
+}
 
 /// A running chromedriver. Dropping it stops chromedriver and every browser it started, and removes the profiles.
 pub struct Browser {
