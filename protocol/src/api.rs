@@ -127,6 +127,16 @@ pub fn is_valid_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
+/// Whether `name` can be a Claude Code tool name (`Bash`, `mcp__github__create_issue`): what a session rule is
+/// keyed by.
+pub fn is_tool_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
 /// Masks a secret for display: its prefix and last four characters.
 pub fn mask_token(token: &str) -> String {
     let tail: String = token

@@ -1,6 +1,7 @@
 //! End-to-end tests of the real stack: wrangler dev (workerd, DO SQLite, KV) + vf-sandbox + vf-agent + the fake
 //! `claude`, all real processes on loopback. Run through `make test` (which builds everything first).
 
+mod approvals;
 mod browser;
 mod chat;
 mod durable;
@@ -96,6 +97,21 @@ async fn main() {
             tests![
                 failures::an_agent_that_never_calls_back_times_out,
                 failures::an_agent_that_exits_early_is_crashed,
+            ],
+        )
+        .await,
+    );
+    results.extend(
+        run_stack(
+            approvals::options(),
+            tests![
+                approvals::approvals_a_second_client_approves_and_the_answer_continues,
+                approvals::approvals_a_deny_with_a_message_reaches_claude,
+                approvals::approvals_allow_for_this_session_answers_later_requests,
+                approvals::approvals_cancel_while_pending_ends_the_turn,
+                approvals::approvals_an_unanswered_approval_times_out,
+                // Last on this stack: it restarts wrangler.
+                approvals::approvals_a_pending_approval_survives_a_worker_restart,
             ],
         )
         .await,
