@@ -93,10 +93,12 @@ pub fn parse_args(argv: &[String]) -> Result<Args, String> {
                 args.stream_input = match value()?.as_str() {
                     "text" => false,
                     "stream-json" => true,
-                    other => return Err(format!(
+                    other => {
+                        return Err(format!(
                         "error: option '--input-format <format>' argument '{other}' is invalid. \
                              Allowed choices are text, stream-json."
-                    )),
+                    ))
+                    }
                 }
             }
             "--permission-prompt-tool" => {
