@@ -72,8 +72,8 @@ fn is_argument_error(message: &str) -> bool {
 }
 
 /// Runs the CLI exactly as vf-agent does (`claude::command`: its arguments, the prompt on stdin, with approvals
-/// as the control protocol's `initialize` request and a stream-json user message), plus `extra` arguments, with a dummy token and throwaway home, config and temp directories; kills it once it has shown a
-/// verdict.
+/// as the control protocol's `initialize` request and a stream-json user message), plus `extra` arguments, with a
+/// dummy token and throwaway home, config and temp directories; kills it once it has shown a verdict.
 async fn run(bin: &Path, turn: &Turn, extra: &[&str]) -> Verdict {
     let dir = std::env::temp_dir().join(format!("vf-real-cli-{}", uuid::Uuid::new_v4()));
     for sub in ["workspace", "home", "config", "tmp"] {

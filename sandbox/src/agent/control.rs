@@ -1,6 +1,6 @@
-//! The Claude Code control protocol over stdin/stdout (`--input-format stream-json`, `--permission-prompt-tool
-//! stdio`), as the official Agent SDKs speak it: the lines vf-agent writes and the control lines it reads.
+//! The Agent SDKs' control protocol with the Claude Code CLI: the lines vf-agent writes, the control lines it reads.
 //!
+//! Spoken over stdin/stdout with `--input-format stream-json` and `--permission-prompt-tool stdio`.
 //! Shapes from the Python SDK (`claude_agent_sdk`): `_internal/client.py` `process_query` (the user message),
 //! `_internal/query.py` `Query.initialize`, `_send_control_request` (initialize, interrupt) and
 //! `_handle_control_request` (the `can_use_tool` answer and the error answer).
