@@ -54,3 +54,9 @@ pub fn websocket_origin() -> Option<String> {
     };
     Some(format!("{scheme}://{}", location.host().ok()?))
 }
+
+/// Puts text on the clipboard; whether it worked (the page must be focused, the context secure).
+pub async fn copy_text(text: &str) -> bool {
+    let promise = window().navigator().clipboard().write_text(text);
+    wasm_bindgen_futures::JsFuture::from(promise).await.is_ok()
+}

@@ -2,14 +2,17 @@
 
 pub mod api;
 mod browser;
+mod code_worker;
 pub mod components;
 pub mod conversation;
+pub mod highlight;
 pub mod hooks;
 pub mod legacy_ws;
 pub mod markdown;
 pub mod ndjson;
 pub mod notify;
 pub mod reconnect;
+pub mod tool_detail;
 pub mod transport;
 
 use leptos::prelude::*;

@@ -1,9 +1,8 @@
 //! The two baselines that need no app: the bare pass-through DO (a second `wrangler dev` serving `bench/relay`)
 //! and a direct loopback HTTP server that receives the agent's chunked POST itself.
 
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -12,7 +11,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use futures::StreamExt;
 use tokio::sync::mpsc;
-use vf_e2e::stack::{free_port, repo_root};
+use vf_e2e::stack::{free_port, repo_root, wrangler_dev};
 
 use crate::direct::Workerd;
 use crate::measure::{now_us, Recorder};
@@ -33,20 +32,7 @@ impl RelayWorker {
         let log =
             std::fs::File::create(std::env::temp_dir().join(format!("vf-bench-relay-{port}.log")))
                 .expect("log file");
-        let child = Command::new(root.join("node_modules/.bin/wrangler"))
-            .current_dir(root.join("bench/relay"))
-            .args(["dev", "--ip", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--inspector-port", &free_port().to_string()])
-            .arg("--persist-to")
-            .arg(&state)
-            .args(["--show-interactive-dev-session=false", "--log-level", "log"])
-            .env("WRANGLER_SEND_METRICS", "false")
-            .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
-            .env("CI", "true")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log file"))
-            .stderr(log)
-            .process_group(0)
+        let child = wrangler_dev(&root.join("bench/relay"), port, &state, log)
             .spawn()
             .expect("wrangler dev (relay) starts");
         let deadline = Instant::now() + Duration::from_secs(90);

@@ -19,6 +19,27 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// `wrangler dev` of the Worker in `dir` on loopback `port`, with its state in `state` and its output in `log`,
+/// in its own process group (so stopping it stops its workerd), without metrics or prompts.
+pub fn wrangler_dev(dir: &Path, port: u16, state: &Path, log: std::fs::File) -> Command {
+    let mut command = Command::new(repo_root().join("node_modules/.bin/wrangler"));
+    command
+        .current_dir(dir)
+        .args(["dev", "--ip", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--inspector-port", &free_port().to_string()])
+        .arg("--persist-to")
+        .arg(state)
+        .args(["--show-interactive-dev-session=false", "--log-level", "log"])
+        .env("WRANGLER_SEND_METRICS", "false")
+        .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
+        .env("CI", "true")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log file"))
+        .stderr(log)
+        .process_group(0);
+    command
+}
+
 /// A free loopback port (bound, then released for the child to take).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -242,28 +263,9 @@ impl Stack {
             .append(true)
             .open(self.dir.join("wrangler.log"))
             .expect("log file");
-        let child = Command::new(root.join("node_modules/.bin/wrangler"))
-            .current_dir(&root)
-            .args([
-                "dev",
-                "--ip",
-                "127.0.0.1",
-                "--port",
-                &self.wrangler_port.to_string(),
-            ])
-            .args(["--inspector-port", &free_port().to_string()])
+        let child = wrangler_dev(&root, self.wrangler_port, &self.dir.join("state"), log)
             .arg("--env-file")
             .arg(&env_file)
-            .arg("--persist-to")
-            .arg(self.dir.join("state"))
-            .args(["--show-interactive-dev-session=false", "--log-level", "log"])
-            .env("WRANGLER_SEND_METRICS", "false")
-            .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
-            .env("CI", "true")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log file"))
-            .stderr(log)
-            .process_group(0)
             .spawn()
             .expect("wrangler dev starts");
         *lock(&self.wrangler) = Some(child);

@@ -1,6 +1,7 @@
 //! The chat of one session: renders `use_agent_session`'s signals, and nothing else.
 
 use leptos::prelude::*;
+use vf_protocol::transcript::Message;
 
 use super::{ConnectionBadge, ErrorBanner, MessageView, PromptBox};
 use crate::hooks::{use_agent_session, UseAgentSessionReturn};
@@ -20,6 +21,26 @@ fn near_bottom() -> bool {
     }
 }
 
+/// Message `index`, as a memo that costs nothing when a change is to later messages (while an answer streams, every
+/// change is to the last one), so the cost of an event does not grow with the length of the conversation.
+fn message_at(
+    index: usize,
+    messages: Signal<Vec<Message>>,
+    changed_from: Signal<usize>,
+) -> Memo<Option<Message>> {
+    Memo::new_owning(move |old: Option<Option<Message>>| {
+        messages.track();
+        let touched = changed_from.get() <= index;
+        match old {
+            Some(old) if !touched => (old, false),
+            old => messages.with_untracked(|m| match (old, m.get(index)) {
+                (Some(Some(old)), Some(now)) if old == *now => (Some(old), false),
+                (_, now) => (now.cloned(), true),
+            }),
+        }
+    })
+}
+
 /// The messages, the prompt box, the connection badge and the error banner of session `session_id`.
 #[component]
 pub fn ChatPanel(
@@ -29,6 +50,7 @@ pub fn ChatPanel(
 ) -> impl IntoView {
     let UseAgentSessionReturn {
         messages,
+        changed_from,
         is_streaming,
         connection,
         error,
@@ -80,7 +102,7 @@ pub fn ChatPanel(
                     <p class="empty">"Ask Claude Code to read, change or explain the code in this session's sandbox."</p>
                 </Show>
                 <For each=move || 0..count.get() key=|index| *index let:index>
-                    <MessageView message=Memo::new(move |_| messages.with(|m| m.get(index).cloned())) />
+                    <MessageView message=message_at(index, messages, changed_from) />
                 </For>
             </div>
             // Above the prompt box, where the eyes are when something goes wrong.

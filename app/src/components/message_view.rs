@@ -1,11 +1,15 @@
 //! One message of the chat: the user's turn as plain text, the assistant's as markdown and tool cards.
 
-use leptos::prelude::*;
-use serde_json::Value;
-use vf_protocol::transcript::{Message, Part, Role, Status, ToolCall};
-use vf_protocol::Usage;
+use std::time::Duration;
 
-use crate::markdown;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use vf_protocol::transcript::{Message, Part, Role, Status};
+use vf_protocol::Usage;
+use wasm_bindgen::JsCast;
+
+use super::ToolCard;
+use crate::{browser, code_worker, markdown};
 
 /// The value of `data-status`.
 fn status_name(status: &Status) -> &'static str {
@@ -39,35 +43,6 @@ fn meta_line(usage: Option<Usage>, cost_usd: Option<f64>, duration_ms: Option<u6
         ));
     }
     bits.join(" · ")
-}
-
-/// A one-line hint of what a tool call works on (its command, file, pattern…), for the card's summary.
-fn tool_hint(input: &Value) -> Option<String> {
-    const KEYS: [&str; 7] = [
-        "command",
-        "file_path",
-        "path",
-        "pattern",
-        "url",
-        "query",
-        "description",
-    ];
-    let text = KEYS
-        .iter()
-        .find_map(|key| input.get(key).and_then(Value::as_str))?;
-    let line = text.lines().next().unwrap_or_default();
-    Some(if line.chars().count() > 60 || line.len() < text.len() {
-        format!("{}…", line.chars().take(60).collect::<String>())
-    } else {
-        line.to_string()
-    })
-}
-
-fn pretty_input(input: &Value) -> String {
-    match input {
-        Value::Null => "(not recorded)".into(),
-        other => serde_json::to_string_pretty(other).unwrap_or_else(|_| other.to_string()),
-    }
 }
 
 /// One message. `message` is `None` only for the moment the row is being removed.
@@ -122,49 +97,88 @@ fn PartView(part: Memo<Option<Part>>, answering: Signal<bool>) -> impl IntoView 
         });
         view! { <ToolCard call answering /> }.into_any()
     } else {
-        let html = move || {
-            part.with(|p| match p {
-                Some(Part::Text(text)) => markdown::render(text),
+        // A text part only grows, so its length tells which version of it the page shows.
+        let length = move || {
+            part.try_with_untracked(|p| match p {
+                Some(Part::Text(text)) => text.len(),
+                _ => 0,
+            })
+        };
+        let rendered = StoredValue::new(0);
+        // Fired when the highlighting of a code block that this text showed plain comes.
+        let highlighted = Trigger::new();
+        let render = move || {
+            part.try_with_untracked(|p| match p {
+                Some(Part::Text(text)) => {
+                    rendered.try_set_value(text.len());
+                    let html = markdown::render(text, code_worker::write);
+                    code_worker::notify_when_answered(highlighted);
+                    html
+                }
                 _ => String::new(),
             })
         };
-        view! { <div class="markdown" inner_html=html></div> }.into_any()
+        let html = RwSignal::new(render().unwrap_or_default());
+        // While the answer streams, deltas come faster than a screen shows them: render the text at most once an
+        // animation frame. A finished text renders again only when the highlighting of one of its blocks comes.
+        let frame_pending = StoredValue::new(false);
+        let schedule = move || {
+            if !answering.get_untracked() {
+                html.try_set(render().unwrap_or_default());
+            } else if !frame_pending.get_value() {
+                frame_pending.set_value(true);
+                request_animation_frame(move || {
+                    frame_pending.try_set_value(false);
+                    if let Some(fresh) = render() {
+                        html.try_set(fresh);
+                    }
+                });
+            }
+        };
+        Effect::new(move |_| {
+            part.track();
+            if length() != rendered.try_get_value() {
+                schedule();
+            }
+        });
+        Effect::new(move |first_run: Option<()>| {
+            highlighted.track();
+            if first_run.is_some() {
+                schedule();
+            }
+        });
+        view! { <div class="markdown" inner_html=html on:click=copy_code></div> }.into_any()
     }
 }
 
-/// A tool call as a collapsible card: name, input JSON and, once it came, the result.
-#[component]
-fn ToolCard(call: Memo<Option<ToolCall>>, answering: Signal<bool>) -> impl IntoView {
-    let read = move |f: fn(&ToolCall) -> String| {
-        move || call.with(|c| c.as_ref().map(f).unwrap_or_default())
+/// A click in rendered markdown: on a code block's copy button, copies that block's code. One listener serves every
+/// button, since the markdown is inner HTML and its buttons cannot carry their own.
+fn copy_code(event: web_sys::MouseEvent) {
+    let Some(button) = event
+        .target()
+        .and_then(|target| target.dyn_into::<web_sys::Element>().ok())
+        .and_then(|element| element.closest("button.copy-code").ok().flatten())
+    else {
+        return;
     };
-    let state = move || {
-        call.with(|c| match c {
-            Some(c) if c.output.is_none() && answering.get() => "running",
-            // The answer ended (stopped, failed) before the tool reported back.
-            Some(c) if c.output.is_none() => "no-result",
-            Some(c) if c.is_error => "error",
-            _ => "done",
-        })
+    let Some(code) = button
+        .parent_element()
+        .and_then(|block| block.query_selector("code").ok().flatten())
+    else {
+        return;
     };
-    let has_output = move || call.with(|c| c.as_ref().is_some_and(|c| c.output.is_some()));
-    view! {
-        <details class="tool" class:tool-error=move || state() == "error" data-testid="tool-call" data-state=state>
-            <summary>
-                <span class="tool-name">{read(|c| c.name.clone())}</span>
-                <span class="tool-hint">{read(|c| tool_hint(&c.input).unwrap_or_default())}</span>
-                <span class="tool-state">{move || state().replace('-', " ")}</span>
-            </summary>
-            <div class="tool-body">
-                <div class="tool-label">"Input"</div>
-                <pre class="tool-input">{read(|c| pretty_input(&c.input))}</pre>
-                <Show when=has_output>
-                    <div class="tool-label">"Result"</div>
-                    <pre class="tool-output">{read(|c| c.output.clone().unwrap_or_default())}</pre>
-                </Show>
-            </div>
-        </details>
-    }
+    let text = code.text_content().unwrap_or_default();
+    spawn_local(async move {
+        let copied = browser::copy_text(&text).await;
+        // The stylesheet labels the button by its state.
+        let _ = button.set_attribute("data-state", if copied { "copied" } else { "failed" });
+        set_timeout(
+            move || {
+                let _ = button.remove_attribute("data-state");
+            },
+            Duration::from_millis(1500),
+        );
+    });
 }
 
 /// Under an answer: working, its small print, stopped, or its failure.
@@ -191,7 +205,6 @@ fn StatusLine(status: Memo<Option<Status>>) -> impl IntoView {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
     fn status_names_are_the_test_contract() {
@@ -220,20 +233,5 @@ mod tests {
             ),
             "8.4 s · 12 in / 3 out tokens · $0.0412"
         );
-    }
-
-    #[test]
-    fn tool_hints_pick_the_telling_field() {
-        assert_eq!(
-            tool_hint(&json!({"file_path": "/w/main.rs", "limit": 5})).as_deref(),
-            Some("/w/main.rs")
-        );
-        assert_eq!(
-            tool_hint(&json!({"command": "cargo test\ncargo fmt"})).as_deref(),
-            Some("cargo test…")
-        );
-        assert_eq!(tool_hint(&json!({"other": 1})), None);
-        assert_eq!(tool_hint(&Value::Null), None);
-        assert_eq!(pretty_input(&Value::Null), "(not recorded)");
     }
 }

@@ -8,6 +8,7 @@ mod login_page;
 mod message_view;
 mod prompt_box;
 mod sessions_page;
+mod tool_card;
 mod top_bar;
 
 pub use admin_page::AdminPage;
@@ -18,4 +19,5 @@ pub use login_page::LoginPage;
 pub use message_view::MessageView;
 pub use prompt_box::PromptBox;
 pub use sessions_page::SessionsPage;
+pub use tool_card::ToolCard;
 pub use top_bar::TopBar;

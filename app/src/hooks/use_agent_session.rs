@@ -85,6 +85,9 @@ where
 {
     /// The conversation, in order.
     pub messages: Signal<Vec<Message>>,
+    /// Set with every change of `messages`: the index of the first message it touched. The messages before it are
+    /// as they were, so a view of one message can skip looking at a change that cannot concern it.
+    pub changed_from: Signal<usize>,
     /// An answer is being written, or was asked for and has not started yet.
     pub is_streaming: Signal<bool>,
     pub connection: Signal<ConnectionState>,
@@ -141,6 +144,7 @@ pub fn use_agent_session_with_options(
 
     UseAgentSessionReturn {
         messages: agent.messages.read_only().into(),
+        changed_from: agent.changed_from.read_only().into(),
         is_streaming: agent.busy.read_only().into(),
         connection: agent.connection.read_only().into(),
         error: agent.error.read_only().into(),
@@ -217,6 +221,7 @@ struct Agent {
     options: StoredValue<UseAgentSessionOptions>,
     local: StoredValue<Local, LocalStorage>,
     messages: RwSignal<Vec<Message>>,
+    changed_from: RwSignal<usize>,
     busy: RwSignal<bool>,
     connection: RwSignal<ConnectionState>,
     error: RwSignal<Option<String>>,
@@ -243,6 +248,7 @@ impl Agent {
             options: StoredValue::new(options),
             local: StoredValue::new_local(local),
             messages: RwSignal::new(Vec::new()),
+            changed_from: RwSignal::new(0),
             busy: RwSignal::new(false),
             connection: RwSignal::new(ConnectionState::Connecting),
             error: RwSignal::new(None),
@@ -300,7 +306,7 @@ impl Agent {
         }) else {
             return;
         };
-        self.messages.set(Vec::new());
+        self.show(0, Vec::new());
         self.error.set(None);
         self.publish();
         if self.session_id.get_untracked().is_empty() {
@@ -413,6 +419,15 @@ impl Agent {
         }
     }
 
+    /// Shows `tail` in place of the messages from index `from` on.
+    fn show(&self, from: usize, tail: Vec<Message>) {
+        self.messages.update(|messages| {
+            messages.truncate(from);
+            messages.extend(tail);
+        });
+        self.changed_from.set(from);
+    }
+
     /// Applies one chunk's events.
     fn receive(&self, generation: u64, batch: &[Envelope]) {
         let now = browser::now_ms();
@@ -434,10 +449,7 @@ impl Agent {
             return;
         };
         if let Some((from, tail)) = tail {
-            self.messages.update(|messages| {
-                messages.truncate(from);
-                messages.extend(tail);
-            });
+            self.show(from, tail);
         }
         self.publish();
         if let Some(finished) = applied {
@@ -475,7 +487,7 @@ impl Agent {
     /// Loads the whole history again (after events of another client were skipped).
     fn reload(&self) {
         self.with_local(|l| l.conversation = Conversation::default());
-        self.messages.set(Vec::new());
+        self.show(0, Vec::new());
         self.resume();
     }
 
@@ -678,7 +690,7 @@ impl Agent {
                 l.conversation = Conversation::default();
                 l.reconnect.reset();
             });
-            agent.messages.set(Vec::new());
+            agent.show(0, Vec::new());
             agent.error.set(None);
             agent.publish();
         };
