@@ -72,6 +72,7 @@ async fn main() {
             browser::browser_stop_ends_the_answer,
             browser::browser_flag_off_uses_the_legacy_websocket,
             browser::browser_chat_fits_a_375px_phone,
+            browser::browser_an_approval_is_decided_from_a_second_window,
             // Security and hostile input (issue 6); the log scan last, after everything above has logged.
             tokens::security_callback_tokens_are_refused_before_a_do_wakes,
             tokens::security_execution_tokens_are_bound_to_their_execution,
