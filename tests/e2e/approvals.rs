@@ -301,18 +301,28 @@ pub async fn approvals_a_pending_approval_survives_a_worker_restart(stack: &Stac
     drop(stream);
     stack.kill_wrangler();
     stack.start_wrangler().await;
-    let log = user.stored(&session.id).await;
-    let pending = log.iter().any(|l| matches!(&l.envelope.event, Event::Confirmation { approval_id: id, .. } if *id == approval_id));
-    let decided = log
+    // The replay after the restart (it would stay open while the execution runs): up to the confirmation,
+    // nothing decided it.
+    let mut replay = user.events(&session.id, 0).await;
+    let mut replayed = Vec::new();
+    let (replayed_id, ..) = confirmation(&mut replay, &mut replayed).await;
+    assert_eq!(replayed_id, approval_id, "still there after the restart");
+    let decided = replayed
         .iter()
         .any(|l| matches!(l.envelope.event, Event::ConfirmationResult { .. }));
-    assert!(pending && !decided, "still pending after the restart");
+    assert!(!decided, "still pending after the restart");
     let (status, _) = approve(
         &user,
         json!({"sessionId": session.id, "approvalId": approval_id, "approved": true}),
     )
     .await;
     assert_eq!(status, 200);
+    assert_eq!(
+        result(&mut replay, &mut replayed).await,
+        (approval_id, true, ApprovalScope::Once, DecidedBy::User),
+        "the decision reaches every stream"
+    );
+    drop(replay);
     let log = user.wait_for_terminal(&session.id).await;
     done(&log);
     let seqs: Vec<u64> = log.iter().filter_map(|l| l.envelope.seq).collect();

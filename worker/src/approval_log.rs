@@ -154,7 +154,7 @@ impl ApprovalLog {
         let rules: Vec<Rule> = self
             .sql
             .exec(
-                "SELECT tool_name, created_at FROM rules WHERE tool_name = ?",
+                "SELECT tool_name AS toolName, created_at AS createdAt FROM rules WHERE tool_name = ?",
                 vec![text(tool_name)],
             )?
             .to_array()?;
@@ -173,7 +173,7 @@ impl ApprovalLog {
         Ok(self
             .sql
             .exec(
-                "SELECT tool_name, created_at FROM rules ORDER BY tool_name",
+                "SELECT tool_name AS toolName, created_at AS createdAt FROM rules ORDER BY tool_name",
                 None,
             )?
             .to_array()?)

@@ -146,16 +146,20 @@ impl Agent {
     }
 
     /// `GET /internal/approvals/{id}`: the agent's long-poll for a decision, with its execution token. The
-    /// decision at once if there is one; else the request waits for it up to [`POLL_HOLD`], then 204.
+    /// decision at once if there is one; else the request waits for it up to [`POLL_HOLD`], then 204; 404 for an
+    /// approval of another execution (and, through the token check, once the execution is over).
     pub(super) async fn handle_decision(&self, req: &Request, id: &str) -> ApiResult<Response> {
         let run = self.callback_execution(req)?;
-        let row = self
-            .approvals
-            .get(id)?
-            .filter(|row| row.execution_id == run.id)
-            .ok_or(ApiError::NotFound)?;
-        if let Some(decision) = row.decision() {
-            return Ok(http::json(200, &decision));
+        // The agent asks as soon as it wrote its confirmation, which may still be on its way in the callback
+        // stream: an approval not seen yet counts as pending.
+        match self.approvals.get(id)? {
+            Some(row) if row.execution_id != run.id => return Err(ApiError::NotFound),
+            Some(row) => {
+                if let Some(decision) = row.decision() {
+                    return Ok(http::json(200, &decision));
+                }
+            }
+            None => {}
         }
         let (sender, receiver) = oneshot::channel();
         self.waiters
