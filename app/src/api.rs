@@ -8,7 +8,7 @@ use leptos::prelude::window;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use vf_protocol::api::{
-    ChatRequest, CreateSessionRequest, ErrorBody, LoginRequest, Me, SessionRecord,
+    ApproveRequest, ChatRequest, CreateSessionRequest, ErrorBody, LoginRequest, Me, SessionRecord,
 };
 use vf_protocol::flags::{FlagUpdate, FlagsResponse};
 use wasm_bindgen::{JsCast, JsValue};
@@ -223,6 +223,13 @@ pub async fn events(session_id: &str, after: u64, signal: &AbortSignal) -> ApiRe
         call,
     )
     .await
+}
+
+/// A decision on a pending approval (`scope` `once` or `session`; `message` is told to Claude on a deny).
+pub async fn approve(request: &ApproveRequest) -> ApiResult<()> {
+    send("POST", "/api/v15/approve", Call::json(request))
+        .await
+        .map(drop)
 }
 
 pub async fn cancel(session_id: &str) -> ApiResult<()> {

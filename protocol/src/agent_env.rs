@@ -14,6 +14,9 @@ pub struct AgentEnv {
     /// `VF_CALLBACK_URL` and `VF_STREAM_JWT`: where the agent streams and with which execution token.
     pub callback_url: Option<String>,
     pub stream_jwt: Option<String>,
+    /// `VF_APPROVALS_URL`: where the agent asks for the user's decisions (`{url}/{approvalId}`, same token).
+    /// Without it the agent runs without approvals (the legacy path).
+    pub approvals_url: Option<String>,
     /// `VF_QUERY_FILE`: the pending-query JSON, deleted once read.
     pub query_file: Option<String>,
     /// `VF_SESSION_ID`, `VF_EXECUTION_ID`: ours, for the agent's logs and process listings.
@@ -61,6 +64,7 @@ impl AgentEnv {
         set("CLAUDE_CODE_OAUTH_TOKEN", self.claude_token.as_deref());
         set("VF_CALLBACK_URL", self.callback_url.as_deref());
         set("VF_STREAM_JWT", self.stream_jwt.as_deref());
+        set("VF_APPROVALS_URL", self.approvals_url.as_deref());
         set("VF_QUERY_FILE", self.query_file.as_deref());
         set("VF_SESSION_ID", self.session_id.as_deref());
         set("VF_EXECUTION_ID", self.execution_id.as_deref());
@@ -86,6 +90,7 @@ impl AgentEnv {
             claude_token: var("CLAUDE_CODE_OAUTH_TOKEN"),
             callback_url: var("VF_CALLBACK_URL"),
             stream_jwt: var("VF_STREAM_JWT"),
+            approvals_url: var("VF_APPROVALS_URL"),
             query_file: var("VF_QUERY_FILE"),
             session_id: var("VF_SESSION_ID"),
             execution_id: var("VF_EXECUTION_ID"),
@@ -130,6 +135,7 @@ mod tests {
             claude_token: Some("sk-ant-oat01-secret".into()),
             callback_url: Some("https://vf.example/internal/stream".into()),
             stream_jwt: Some("a.b.c".into()),
+            approvals_url: Some("https://vf.example/internal/approvals".into()),
             query_file: Some(".vf/queries/e1.json".into()),
             session_id: Some("s1".into()),
             execution_id: Some("e1".into()),

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::event::{ApprovalScope, DecidedBy};
+
 /// Prompts over this size are refused with 413: far above any typed or pasted question, far below what would
 /// strain a row, a KV value or a process environment.
 pub const MAX_PROMPT_BYTES: usize = 256 * 1024;
@@ -125,6 +127,16 @@ pub fn is_valid_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
+/// Whether `name` can be a Claude Code tool name (`Bash`, `mcp__github__create_issue`): what a session rule is
+/// keyed by.
+pub fn is_tool_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
 /// Masks a secret for display: its prefix and last four characters.
 pub fn mask_token(token: &str) -> String {
     let tail: String = token
@@ -183,6 +195,72 @@ pub struct StreamMark {
     pub idle_ms: u64,
 }
 
+/// The longest message a user can send with a decision (what Claude is told on a deny); longer ones are cut.
+pub const MAX_APPROVAL_MESSAGE_CHARS: usize = 4_000;
+
+/// `POST /api/v15/approve`. The original VaporForge client sends only the first three fields: `scope` then
+/// defaults to `once` and there is no message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApproveRequest {
+    pub session_id: String,
+    pub approval_id: String,
+    pub approved: bool,
+    #[serde(default)]
+    pub scope: Option<ApprovalScope>,
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+impl ApproveRequest {
+    /// Checks the ids; cuts an over-long message at [`MAX_APPROVAL_MESSAGE_CHARS`] (a message is advice to
+    /// Claude, so a long paste is shortened rather than refused) and drops an empty one.
+    pub fn validate(mut self) -> Result<Self, Invalid> {
+        if !is_valid_id(&self.session_id) {
+            return Err(Invalid::Bad("sessionId is not a valid id".into()));
+        }
+        if !is_valid_id(&self.approval_id) {
+            return Err(Invalid::Bad("approvalId is not a valid id".into()));
+        }
+        self.message = self
+            .message
+            .map(|m| {
+                m.trim()
+                    .chars()
+                    .take(MAX_APPROVAL_MESSAGE_CHARS)
+                    .collect::<String>()
+            })
+            .filter(|m| !m.is_empty());
+        Ok(self)
+    }
+}
+
+/// `POST /api/v15/approve` response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApproveResponse {
+    pub approval_id: String,
+    pub approved: bool,
+}
+
+/// `GET /internal/approvals/{approvalId}` (the agent, with its execution token): the decision, once there is
+/// one (200); 204 while it is still pending (the DO holds the request open a while first, then the agent asks
+/// again); 404 when the approval or the execution is unknown or over.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentDecision {
+    pub approval_id: String,
+    pub approved: bool,
+    pub scope: ApprovalScope,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    pub by: DecidedBy,
+    /// The tool input to run with, when the user changed it (answers to Claude's questions); else the input
+    /// Claude asked with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_input: Option<serde_json::Value>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,6 +303,35 @@ mod tests {
         assert_eq!(req.autonomy, Some(Autonomy::Autonomous));
         assert!(serde_json::from_str::<ChatRequest>(r#"{"sessionId":"s1"}"#).is_err());
         assert!(serde_json::from_str::<ChatRequest>(r#"{"sessionId":1,"prompt":"p"}"#).is_err());
+    }
+
+    #[test]
+    fn the_original_clients_approve_body_is_enough() {
+        let req: ApproveRequest =
+            serde_json::from_str(r#"{"sessionId":"s1","approvalId":"a1","approved":true}"#)
+                .unwrap();
+        let req = req.validate().unwrap();
+        assert_eq!((req.scope, req.message.as_deref()), (None, None));
+        let long = ApproveRequest {
+            message: Some(format!(
+                "  {}  ",
+                "m".repeat(MAX_APPROVAL_MESSAGE_CHARS + 10)
+            )),
+            ..req.clone()
+        };
+        assert_eq!(
+            long.validate().unwrap().message.unwrap().len(),
+            MAX_APPROVAL_MESSAGE_CHARS
+        );
+        let bad = ApproveRequest {
+            approval_id: "../x".into(),
+            ..req
+        };
+        assert!(bad.validate().is_err());
+        assert!(
+            serde_json::from_str::<ApproveRequest>(r#"{"sessionId":"s1","approvalId":"a1"}"#)
+                .is_err()
+        );
     }
 
     #[test]

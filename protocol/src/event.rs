@@ -58,8 +58,54 @@ pub enum Event {
     },
     /// The execution failed. Terminal. `error` is safe to show to the user.
     Error { error: String, code: ErrorCode },
+    /// The agent asks the user to allow a tool call (Claude Code's `can_use_tool`). `approvalId` is unique within
+    /// the session; `suggestions` is what "allow for this session" would add (the CLI's permission suggestions).
+    Confirmation {
+        approval_id: String,
+        tool_name: String,
+        #[serde(default)]
+        input: serde_json::Value,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tool_use_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        suggestions: Option<serde_json::Value>,
+    },
+    /// The answer to a `confirmation`, whoever gave it; stored by the DO.
+    ConfirmationResult {
+        approval_id: String,
+        approved: bool,
+        scope: ApprovalScope,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+        by: DecidedBy,
+    },
     /// Keeps idle streams open through proxies; never stored.
     Heartbeat,
+}
+
+/// How far an approval reaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApprovalScope {
+    /// This one call.
+    #[default]
+    Once,
+    /// This call, and later calls the session's rule covers ("allow for this session").
+    Session,
+}
+
+/// Who decided a confirmation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DecidedBy {
+    /// A person, from any tab or device.
+    User,
+    /// A rule the user made with "allow for this session".
+    Rule,
+    /// Nobody answered within `APPROVAL_TIMEOUT_MS`: denied.
+    Timeout,
+    /// The execution ended (cancel, the watchdog) while it was pending: denied.
+    Cancel,
 }
 
 /// Token usage of one answer.
@@ -111,6 +157,8 @@ impl Event {
             Event::ToolResult { .. } => "tool-result",
             Event::Done { .. } => "done",
             Event::Error { .. } => "error",
+            Event::Confirmation { .. } => "confirmation",
+            Event::ConfirmationResult { .. } => "confirmation-result",
             Event::Heartbeat => "heartbeat",
         }
     }

@@ -17,5 +17,7 @@ pub mod transcript;
 pub mod watchdog;
 
 pub use decode::{DecodeError, EnvelopeDecoder};
-pub use event::{AgentLine, Envelope, ErrorCode, Event, StoredLines, Usage};
+pub use event::{
+    AgentLine, ApprovalScope, DecidedBy, Envelope, ErrorCode, Event, StoredLines, Usage,
+};
 pub use framer::{FrameError, LineFramer};

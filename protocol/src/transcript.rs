@@ -5,7 +5,7 @@
 //! resumes with `after=N` and happens to receive an overlap shows nothing twice. Events without a seq (the
 //! legacy WebSocket path) are applied as they come.
 
-use crate::event::{Envelope, ErrorCode, Event, Usage};
+use crate::event::{ApprovalScope, DecidedBy, Envelope, ErrorCode, Event, Usage};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -23,10 +23,32 @@ pub struct ToolCall {
     pub is_error: bool,
 }
 
+/// A tool call Claude asked the user to allow, and the answer once there is one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Approval {
+    pub id: String,
+    pub tool_name: String,
+    pub input: serde_json::Value,
+    pub tool_use_id: Option<String>,
+    pub suggestions: Option<serde_json::Value>,
+    /// None while it is pending.
+    pub decision: Option<Decision>,
+}
+
+/// The answer to an [`Approval`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    pub approved: bool,
+    pub scope: ApprovalScope,
+    pub message: Option<String>,
+    pub by: DecidedBy,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Part {
     Text(String),
     Tool(ToolCall),
+    Approval(Approval),
 }
 
 /// How an assistant message stands.
@@ -61,7 +83,7 @@ impl Message {
             .iter()
             .filter_map(|p| match p {
                 Part::Text(t) => Some(t.as_str()),
-                Part::Tool(_) => None,
+                Part::Tool(_) | Part::Approval(_) => None,
             })
             .collect()
     }
@@ -180,8 +202,65 @@ impl Transcript {
                     message: error.clone(),
                 };
             }
+            Event::Confirmation {
+                approval_id,
+                tool_name,
+                input,
+                tool_use_id,
+                suggestions,
+            } => {
+                self.assistant(execution)
+                    .parts
+                    .push(Part::Approval(Approval {
+                        id: approval_id.clone(),
+                        tool_name: tool_name.clone(),
+                        input: input.clone(),
+                        tool_use_id: tool_use_id.clone(),
+                        suggestions: suggestions.clone(),
+                        decision: None,
+                    }));
+            }
+            Event::ConfirmationResult {
+                approval_id,
+                approved,
+                scope,
+                message,
+                by,
+            } => {
+                let Some(approval) = self.approval_mut(approval_id) else {
+                    return false;
+                };
+                approval.decision = Some(Decision {
+                    approved: *approved,
+                    scope: *scope,
+                    message: message.clone(),
+                    by: *by,
+                });
+            }
         }
         true
+    }
+
+    /// The approvals still waiting for a person, oldest first.
+    pub fn pending_approvals(&self) -> impl Iterator<Item = &Approval> {
+        self.messages
+            .iter()
+            .flat_map(|m| &m.parts)
+            .filter_map(|p| match p {
+                Part::Approval(a) if a.decision.is_none() => Some(a),
+                _ => None,
+            })
+    }
+
+    fn approval_mut(&mut self, id: &str) -> Option<&mut Approval> {
+        self.messages
+            .iter_mut()
+            .rev()
+            .flat_map(|m| m.parts.iter_mut().rev())
+            .find_map(|p| match p {
+                Part::Approval(a) if a.id == id => Some(a),
+                _ => None,
+            })
     }
 
     /// Whether the last answer is still being written.
@@ -335,6 +414,64 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn approvals_show_pending_then_decided() {
+        let confirmation = |seq, id: &str| {
+            stored(
+                seq,
+                Event::Confirmation {
+                    approval_id: id.into(),
+                    tool_name: "Bash".into(),
+                    input: json!({"command": "ls"}),
+                    tool_use_id: Some("toolu_1".into()),
+                    suggestions: None,
+                },
+            )
+        };
+        let mut t = reduce(&[
+            stored(1, Event::UserMessage { text: "q".into() }),
+            confirmation(2, "a1"),
+            confirmation(3, "a2"),
+        ]);
+        let pending: Vec<&str> = t.pending_approvals().map(|a| a.id.as_str()).collect();
+        assert_eq!(pending, ["a1", "a2"]);
+        assert!(t.apply(&stored(
+            4,
+            Event::ConfirmationResult {
+                approval_id: "a1".into(),
+                approved: false,
+                scope: ApprovalScope::Once,
+                message: Some("not now".into()),
+                by: DecidedBy::User,
+            }
+        )));
+        let pending: Vec<&str> = t.pending_approvals().map(|a| a.id.as_str()).collect();
+        assert_eq!(pending, ["a2"]);
+        match &t.messages[1].parts[0] {
+            Part::Approval(Approval {
+                decision:
+                    Some(Decision {
+                        approved: false,
+                        message: Some(m),
+                        ..
+                    }),
+                ..
+            }) => assert_eq!(m, "not now"),
+            other => panic!("a decided approval: {other:?}"),
+        }
+        // A result for an approval this transcript never saw changes nothing.
+        assert!(!t.apply(&stored(
+            5,
+            Event::ConfirmationResult {
+                approval_id: "zz".into(),
+                approved: true,
+                scope: ApprovalScope::Session,
+                message: None,
+                by: DecidedBy::Rule,
+            }
+        )));
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! The DO's alarm asks it on every tick. An agent that never called back ends with `timeout` once the bridge
 //! timeout passed; one whose process is gone ends with `agent-crashed` at once; one whose callback went silent
 //! (no line, not even a heartbeat) for a watchdog window ends with `agent-crashed`. A DO instance that knows
-//! nothing of the producer (it restarted) gives the agent one window to reconnect.
+//! nothing of the producer (it restarted) gives the agent one window to reconnect. An execution waiting for a
+//! person (a pending approval) is never ended as silent while its agent's process runs.
 
 use crate::event::{ErrorCode, Event};
 
@@ -40,6 +41,8 @@ pub struct Run {
     pub started_at_ms: u64,
     /// Whether the agent's callback ever reached the DO.
     pub called_back: bool,
+    /// Whether an approval is pending: the execution waits for a person, not for the agent.
+    pub awaiting_user: bool,
 }
 
 /// What this DO instance knows of the execution's producer (lost when the instance is evicted).
@@ -62,16 +65,17 @@ pub enum Verdict {
     End { event: Event, kill: bool },
 }
 
-impl Producer {
-    /// Whether the watchdog should ask the sandbox if the agent's process still runs: only while no callback
-    /// is open (an open callback is the better proof of life).
-    pub fn needs_process_check(producer: Option<&Producer>) -> bool {
-        !producer.is_some_and(|p| p.callback_open)
+impl Run {
+    /// Whether the watchdog should ask the sandbox if the agent's process still runs: while no callback is open
+    /// (an open callback is the better proof of life), and while the run waits for a person (then the process
+    /// is the only proof).
+    pub fn needs_process_check(&self, producer: Option<&Producer>) -> bool {
+        self.awaiting_user || !producer.is_some_and(|p| p.callback_open)
     }
 }
 
 /// The verdict for `run` at `now_ms`. `exited` is how the agent's process ended, when the sandbox says it did
-/// (asked only when [`Producer::needs_process_check`]).
+/// (asked only when [`Run::needs_process_check`]).
 pub fn verdict(
     run: Run,
     producer: Option<&Producer>,
@@ -80,7 +84,7 @@ pub fn verdict(
     timeouts: Timeouts,
 ) -> Verdict {
     let callback_open = producer.is_some_and(|p| p.callback_open);
-    if let (false, Some(_)) = (callback_open, exited) {
+    if let (false, Some(_)) = (callback_open && !run.awaiting_user, exited) {
         return Verdict::End {
             event: Event::error(
                 ErrorCode::AgentCrashed,
@@ -92,6 +96,9 @@ pub fn verdict(
     let Some(producer) = producer else {
         return Verdict::Adopt(timeouts.watchdog_ms);
     };
+    if run.awaiting_user {
+        return Verdict::Wait(timeouts.watchdog_ms);
+    }
     let (deadline, event) = if !run.called_back && !producer.callback_open {
         (
             run.started_at_ms + timeouts.bridge_ms,
@@ -127,6 +134,7 @@ mod tests {
         Run {
             started_at_ms: 1_000,
             called_back,
+            awaiting_user: false,
         }
     }
 
@@ -197,9 +205,26 @@ mod tests {
             verdict(run(true), Some(&open), Some("exit 0"), 10_001, T),
             Verdict::Wait(59_999)
         );
-        assert!(!Producer::needs_process_check(Some(&open)));
-        assert!(Producer::needs_process_check(Some(&closed)));
-        assert!(Producer::needs_process_check(None));
+        assert!(!run(true).needs_process_check(Some(&open)));
+        assert!(run(true).needs_process_check(Some(&closed)));
+        assert!(run(true).needs_process_check(None));
+    }
+
+    #[test]
+    fn a_run_waiting_for_a_person_is_never_silent_while_its_agent_lives() {
+        let waiting = Run {
+            awaiting_user: true,
+            ..run(true)
+        };
+        let silent = producer(true, 0);
+        assert!(waiting.needs_process_check(Some(&silent)));
+        assert_eq!(
+            verdict(waiting, Some(&silent), None, 10_000_000, T),
+            Verdict::Wait(T.watchdog_ms)
+        );
+        // Its process gone, it ends like any other.
+        let end = verdict(waiting, Some(&silent), Some("killed"), 10_000_000, T);
+        assert_eq!(code(&end), Some(ErrorCode::AgentCrashed));
     }
 
     #[test]

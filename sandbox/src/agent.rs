@@ -2,7 +2,10 @@
 //!
 //! It reads the pending query, runs the CLI, translates its output and enforces the timeouts.
 
+pub mod approvals;
 pub mod claude;
+pub mod control;
+pub mod controller;
 pub mod sink;
 pub mod synthetic;
 pub mod translate;
@@ -12,7 +15,6 @@ use std::path::PathBuf;
 use std::process::ExitStatus;
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
 use tokio::process::Child;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::time::{sleep_until, timeout, Instant};
@@ -22,10 +24,12 @@ use vf_protocol::{ErrorCode, Event};
 
 use crate::lines::Lines;
 use crate::Error;
+use approvals::Approvals;
 use claude::Turn;
+use controller::Controller;
 use sink::{Output, Sink};
 use synthetic::Synthetic;
-use translate::Translator;
+use translate::{Translation, Translator};
 
 /// A single CLI line may be far larger than an agent line (a tool result carrying a whole file): it is read whole
 /// and truncated by the translator, up to this bound.
@@ -35,6 +39,10 @@ const MAX_CLI_LINE_BYTES: usize = 64 * 1024 * 1024;
 const EXIT_GRACE: Duration = Duration::from_secs(10);
 /// How long a CLI that was stopped by a signal waits for the same stop to reach us.
 const STOP_GRACE: Duration = Duration::from_millis(500);
+/// How long a CLI asked to interrupt its turn may take to exit (it saves the transcript `--resume` needs) before
+/// it is killed. Below the sandbox's SIGKILL grace (`processes::KILL_GRACE`, 2 s), which leaves time for our
+/// `cancelled` line: when the sandbox stops the whole group, the CLI gets the SIGTERM too and exits at once.
+const INTERRUPT_GRACE: Duration = Duration::from_millis(1_500);
 
 /// The runner's configuration: what the DO tells it ([`AgentEnv`]) and the sandbox's own `VF_*` knobs.
 #[derive(Debug, Clone)]
@@ -43,6 +51,9 @@ pub struct AgentConfig {
     pub query_file: Option<PathBuf>,
     /// `VF_CALLBACK_URL` and `VF_STREAM_JWT`; without a URL, lines go to stdout.
     pub callback: Option<(String, String)>,
+    /// `VF_APPROVALS_URL` and `VF_STREAM_JWT`: where the user's decisions on tool calls are asked for. Without
+    /// it (the legacy path) the CLI runs as plain `-p`, with no permission prompts.
+    pub approvals: Option<(String, String)>,
     /// `VF_SDK_SESSION_ID`, else the query's `sdkSessionId`: Claude's session to resume.
     pub sdk_session_id: Option<String>,
     /// `VF_SESSION_MODE`, `VF_AUTONOMY_MODE`, `VF_MODEL`.
@@ -81,6 +92,9 @@ impl AgentConfig {
             query_file: contract.query_file.map(PathBuf::from),
             callback: contract
                 .callback_url
+                .map(|url| (url, contract.stream_jwt.clone().unwrap_or_default())),
+            approvals: contract
+                .approvals_url
                 .map(|url| (url, contract.stream_jwt.unwrap_or_default())),
             sdk_session_id: contract.sdk_session_id,
             mode: contract.mode,
@@ -143,6 +157,11 @@ async fn drive(config: &AgentConfig, output: &mut Output) -> Result<Option<Child
         model: config.model.clone(),
         mode: config.mode,
         autonomy: config.autonomy,
+        approvals: config.approvals.is_some(),
+    };
+    let approvals = match &config.approvals {
+        Some((url, jwt)) => Some(Approvals::new(url, jwt)?),
+        None => None,
     };
     let mut cli = match claude::command(&config.claude_bin, &turn).spawn() {
         Ok(cli) => cli,
@@ -154,13 +173,8 @@ async fn drive(config: &AgentConfig, output: &mut Output) -> Result<Option<Child
             return Ok(None);
         }
     };
-    let mut stdin = cli.stdin.take().expect("stdin is piped");
-    let prompt = query.prompt;
-    // Written alongside the reading: a prompt larger than the pipe buffer must not deadlock against our reads.
-    // A CLI that exits without reading it is reported through its exit, not through a broken pipe here.
-    tokio::spawn(async move {
-        let _ = stdin.write_all(prompt.as_bytes()).await;
-    });
+    let stdin = cli.stdin.take().expect("stdin is piped");
+    let mut controller = Controller::start(stdin, &query.prompt, approvals);
     let mut lines = Lines::new(
         cli.stdout.take().expect("stdout is piped"),
         MAX_CLI_LINE_BYTES,
@@ -177,18 +191,29 @@ async fn drive(config: &AgentConfig, output: &mut Output) -> Result<Option<Child
                 ErrorCode::Timeout,
                 format!("Claude Code ran past the {} s limit and was stopped", config.max_runtime.as_secs_f64()),
             ),
-            _ = sleep_until(idle_until) => break Event::error(
+            // Waiting for a person is not a hang.
+            _ = sleep_until(idle_until), if !controller.waiting() => break Event::error(
                 ErrorCode::Timeout,
                 format!("Claude Code was silent for {} s and was stopped", config.idle_timeout.as_secs_f64()),
             ),
             line = lines.next() => match line {
                 Some(Ok(line)) => {
                     idle_until = Instant::now() + config.idle_timeout;
-                    for event in translator.translate(&line) {
-                        output.emit(event).await?;
+                    match translator.translate(&line) {
+                        Translation::Events(events) => {
+                            for event in events {
+                                output.emit(event).await?;
+                            }
+                        }
+                        Translation::Control(message) => {
+                            if let Some(confirmation) = controller.incoming(message) {
+                                output.emit(confirmation).await?;
+                            }
+                        }
                     }
                     if output.finished() {
                         log_skipped(&translator);
+                        // Dropping the controller ends the CLI's input, which it waits for before exiting.
                         return Ok(Some(cli));
                     }
                 }
@@ -210,10 +235,25 @@ async fn drive(config: &AgentConfig, output: &mut Output) -> Result<Option<Child
                     };
                 }
             },
+            Some(decided) = controller.next_decision(), if controller.waiting() => {
+                idle_until = Instant::now() + config.idle_timeout;
+                controller.answer(decided);
+            }
             _ = sleep_until(output.last_write() + config.heartbeat) => output.emit(Event::Heartbeat).await?,
         }
     };
     log_skipped(&translator);
+    if controller.stop() {
+        // Read on meanwhile (its output is no longer the answer's): a CLI blocked on a full pipe cannot exit.
+        let exited = timeout(INTERRUPT_GRACE, async {
+            while lines.next().await.is_some() {}
+            cli.wait().await
+        })
+        .await;
+        if exited.is_err() {
+            eprintln!("vf-agent: Claude Code did not stop when interrupted; killing it");
+        }
+    }
     let _ = cli.kill().await;
     output.emit(failure).await?;
     Ok(None)

@@ -37,16 +37,21 @@ pub enum Error {
 
 impl From<reqwest::Error> for Error {
     fn from(e: reqwest::Error) -> Self {
-        // A reqwest error prints its URL; ours carry no secret, but the rule is that nothing sensitive is logged.
-        let e = e.without_url();
-        let mut text = e.to_string();
-        let mut cause = std::error::Error::source(&e);
-        while let Some(e) = cause {
-            text.push_str(&format!(": {e}"));
-            cause = e.source();
-        }
-        Error::Callback(text)
+        Error::Callback(describe(e))
     }
+}
+
+/// A request's error with its causes, for the log. A reqwest error prints its URL; ours carry no secret, but the
+/// rule is that nothing sensitive is logged, so the URL is left out.
+pub fn describe(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(&e);
+    while let Some(e) = cause {
+        text.push_str(&format!(": {e}"));
+        cause = e.source();
+    }
+    text
 }
 
 impl IntoResponse for Error {

@@ -13,9 +13,11 @@ pub const DEFAULT_DELAY: Duration = Duration::from_millis(40);
 
 /// Recorded sessions in the CLI's own stream-json format. Besides CLI lines, a fixture may hold directives only the
 /// fake understands (`{"_fake":"sleep","ms":200}`, `{"_fake":"exit","code":1}`, `{"_fake":"hang"}`,
-/// `{"_fake":"raw","text":"not json"}`) and placeholders (`{{session_id}}`, `{{new_session_id}}`, `{{cwd}}`,
-/// `{{model}}`, `{{permission_mode}}`).
-pub const FIXTURES: [(&str, &str); 9] = [
+/// `{"_fake":"raw","text":"not json"}`, `{"_fake":"ask","request":{"subtype":"can_use_tool",…}}`), lines printed
+/// only after a permission was given or refused (`{"_if":"allowed",…}`, `{"_if":"denied",…}`, which may quote the
+/// refusal as `{{message}}`) and placeholders (`{{session_id}}`, `{{new_session_id}}`, `{{cwd}}`, `{{model}}`,
+/// `{{permission_mode}}`).
+pub const FIXTURES: [(&str, &str); 11] = [
     ("demo", include_str!("../fixtures/demo.jsonl")),
     ("text", include_str!("../fixtures/text.jsonl")),
     ("tool", include_str!("../fixtures/tool.jsonl")),
@@ -32,6 +34,13 @@ pub const FIXTURES: [(&str, &str); 9] = [
     (
         "resume-missing",
         include_str!("../fixtures/resume-missing.jsonl"),
+    ),
+    // Asks to run Bash once; the answer says what happened either way.
+    ("permission", include_str!("../fixtures/permission.jsonl")),
+    // Asks to run Bash twice, one request after the other: the second is what a session rule answers.
+    (
+        "permission-twice",
+        include_str!("../fixtures/permission-twice.jsonl"),
     ),
 ];
 
@@ -50,6 +59,11 @@ pub struct Args {
     pub permission_mode: Option<String>,
     /// With `--include-partial-messages`, `stream_event` lines are printed; without it they are left out.
     pub partial: bool,
+    /// `--input-format stream-json`: the prompt is the first user message on stdin, and stdin stays open for
+    /// control messages until the caller closes it.
+    pub stream_input: bool,
+    /// `--permission-prompt-tool stdio`: permissions are asked with `can_use_tool` control requests.
+    pub permission_prompt: bool,
     /// A prompt given as an argument rather than on stdin.
     pub prompt: Option<String>,
 }
@@ -75,6 +89,27 @@ pub fn parse_args(argv: &[String]) -> Result<Args, String> {
             "--verbose" => verbose = true,
             "--include-partial-messages" => args.partial = true,
             "--output-format" => format = Some(value()?),
+            "--input-format" => {
+                args.stream_input = match value()?.as_str() {
+                    "text" => false,
+                    "stream-json" => true,
+                    other => {
+                        return Err(format!(
+                        "error: option '--input-format <format>' argument '{other}' is invalid. \
+                             Allowed choices are text, stream-json."
+                    ))
+                    }
+                }
+            }
+            "--permission-prompt-tool" => {
+                let tool = value()?;
+                if tool != "stdio" {
+                    return Err(format!(
+                        "error: vf-fake-claude only asks permissions over stdio, not through {tool:?}"
+                    ));
+                }
+                args.permission_prompt = true;
+            }
             "-r" | "--resume" => args.resume = Some(value()?),
             "--model" => args.model = Some(value()?),
             "--permission-mode" => {
@@ -182,10 +217,6 @@ impl Vars {
 
     /// Fills the placeholders of one line; values are JSON-escaped, since placeholders sit inside JSON strings.
     fn fill(&self, line: &str) -> String {
-        let escape = |value: &str| {
-            let quoted = serde_json::to_string(value).expect("strings serialize");
-            quoted[1..quoted.len() - 1].to_string()
-        };
         [
             ("{{session_id}}", &self.session_id),
             ("{{new_session_id}}", &self.new_session_id),
@@ -200,6 +231,43 @@ impl Vars {
     }
 }
 
+/// `value` as it appears inside a JSON string.
+fn escape(value: &str) -> String {
+    let quoted = serde_json::to_string(value).expect("strings serialize");
+    quoted[1..quoted.len() - 1].to_string()
+}
+
+/// A `{"_if":"denied"}` line with the refusal's message in place of `{{message}}`.
+pub fn fill_message(line: &str, message: &str) -> String {
+    line.replace("{{message}}", &escape(message))
+}
+
+/// The caller's answer to a `can_use_tool` request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    Allowed,
+    Denied(String),
+}
+
+/// Reads a control response's `response` to a permission request as strictly as the SDKs write it: allow with an
+/// object `updatedInput`, deny with a string `message`. An error response refuses the call.
+pub fn answer(response: &Value) -> Result<Answer, String> {
+    if response["subtype"] == "error" {
+        return Ok(Answer::Denied(
+            response["error"].as_str().unwrap_or("error").to_string(),
+        ));
+    }
+    let body = &response["response"];
+    match body["behavior"].as_str() {
+        Some("allow") if body["updatedInput"].is_object() => Ok(Answer::Allowed),
+        Some("deny") => body["message"]
+            .as_str()
+            .map(|message| Answer::Denied(message.to_string()))
+            .ok_or(format!("a deny without a message: {response}")),
+        _ => Err(format!("not a permission answer: {response}")),
+    }
+}
+
 /// One thing the fake does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
@@ -207,6 +275,14 @@ pub enum Step {
     Sleep(Duration),
     Exit(i32),
     Hang,
+    /// Asks for a permission (the `can_use_tool` request's body): with `--permission-prompt-tool stdio` over the
+    /// control protocol; without it (or in `bypassPermissions` mode) it is taken as given.
+    Ask(Value),
+    /// Printed only if the latest permission was given (`allowed`) or refused (not `allowed`).
+    Branch {
+        allowed: bool,
+        line: String,
+    },
 }
 
 /// The text of a source: a fixture's, or a generated burst.
@@ -227,7 +303,19 @@ pub fn steps(text: &str, vars: &Vars, partial: bool) -> Result<Vec<Step>, String
             .map_err(|e| format!("fixture line is not JSON ({e}): {line}"))?;
         let step = match value["_fake"].as_str() {
             None if !partial && value["type"] == "stream_event" => continue,
-            None => Step::Print(line),
+            None => match value["_if"].as_str() {
+                None => Step::Print(line),
+                Some(when @ ("allowed" | "denied")) => {
+                    let mut value = value.clone();
+                    value.as_object_mut().map(|line| line.remove("_if"));
+                    Step::Branch {
+                        allowed: when == "allowed",
+                        line: value.to_string(),
+                    }
+                }
+                Some(other) => return Err(format!("unknown fixture condition {other:?}")),
+            },
+            Some("ask") => Step::Ask(value["request"].clone()),
             Some("sleep") => Step::Sleep(Duration::from_millis(value["ms"].as_u64().unwrap_or(0))),
             Some("exit") => Step::Exit(value["code"].as_i64().unwrap_or(1) as i32),
             Some("hang") => Step::Hang,
@@ -311,7 +399,18 @@ mod tests {
                 permission_mode: Some("plan".into()),
                 partial: true,
                 prompt: None,
+                ..Args::default()
             }
+        );
+        let sdk = parse_args(&argv(
+            "-p --input-format stream-json --output-format stream-json --verbose --permission-prompt-tool stdio",
+        ))
+        .unwrap();
+        assert!(sdk.stream_input && sdk.permission_prompt);
+        assert!(
+            !parse_args(&argv(&format!("{base} --input-format text")))
+                .unwrap()
+                .stream_input
         );
         assert_eq!(
             parse_args(&argv(&format!("{base} hello")))
@@ -324,6 +423,9 @@ mod tests {
             format!("{base} --bogus"),
             format!("{base} --permission-mode yolo"),
             format!("{base} --resume"),
+            format!("{base} --input-format yaml"),
+            format!("{base} --permission-prompt-tool mcp__approve"),
+            format!("{base} --permission-prompt-tool"),
             "-p --output-format stream-json".into(),
             "--output-format stream-json --verbose".into(),
             "-p --output-format text --verbose".into(),
@@ -341,16 +443,107 @@ mod tests {
                 "crash" | "resume-missing" => assert_eq!(last, &Step::Exit(1)),
                 "hang" => assert_eq!(last, &Step::Hang),
                 _ => assert!(
-                    matches!(last, Step::Print(l) if l.contains(r#""type":"result""#)),
+                    matches!(last, Step::Print(l) | Step::Branch { line: l, .. } if l.contains(r#""type":"result""#)),
                     "{name}"
                 ),
             }
-            assert!(
-                steps
+            // Every answer ends with a result, and only a refusal's lines may quote it.
+            for allowed in [true, false] {
+                let results = steps
                     .iter()
-                    .all(|s| !matches!(s, Step::Print(l) if l.contains("{{"))),
-                "{name}"
-            );
+                    .filter(|s| match s {
+                        Step::Print(l) => l.contains(r#""type":"result""#),
+                        Step::Branch { allowed: a, line } => {
+                            *a == allowed && line.contains(r#""type":"result""#)
+                        }
+                        _ => false,
+                    })
+                    .count();
+                assert!(results <= 1, "{name}");
+            }
+            for step in &steps {
+                match step {
+                    Step::Print(l)
+                    | Step::Branch {
+                        allowed: true,
+                        line: l,
+                    } => {
+                        assert!(!l.contains("{{"), "{name}: {l}")
+                    }
+                    Step::Branch {
+                        allowed: false,
+                        line,
+                    } => {
+                        assert!(!fill_message(line, "m").contains("{{"), "{name}: {line}")
+                    }
+                    Step::Ask(request) => {
+                        assert_eq!(request["subtype"], "can_use_tool", "{name}");
+                        assert!(request["tool_name"].is_string() && request["input"].is_object());
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_permission_fixtures_ask_as_documented() {
+        let asks = |name| {
+            steps(fixture(name).unwrap(), &vars(), false)
+                .unwrap()
+                .into_iter()
+                .filter(|s| matches!(s, Step::Ask(_)))
+                .count()
+        };
+        assert_eq!(
+            [asks("permission"), asks("permission-twice"), asks("demo")],
+            [1, 2, 1]
+        );
+        let branch = steps(fixture("permission").unwrap(), &vars(), false)
+            .unwrap()
+            .into_iter()
+            .find_map(|s| match s {
+                Step::Branch {
+                    allowed: false,
+                    line,
+                } => Some(line),
+                _ => None,
+            })
+            .unwrap();
+        assert!(!branch.contains("_if"));
+        let filled: Value =
+            serde_json::from_str(&fill_message(&branch, "a \"quoted\" no")).unwrap();
+        assert_eq!(
+            filled["message"]["content"][0]["content"],
+            "a \"quoted\" no"
+        );
+        assert_eq!(filled["message"]["content"][0]["is_error"], true);
+    }
+
+    #[test]
+    fn permission_answers_are_read_strictly() {
+        let success =
+            |body: Value| json!({"subtype": "success", "request_id": "r", "response": body});
+        assert_eq!(
+            answer(&success(
+                json!({"behavior": "allow", "updatedInput": {"command": "ls"}})
+            )),
+            Ok(Answer::Allowed)
+        );
+        assert_eq!(
+            answer(&success(json!({"behavior": "deny", "message": "no"}))),
+            Ok(Answer::Denied("no".into()))
+        );
+        assert_eq!(
+            answer(&json!({"subtype": "error", "request_id": "r", "error": "boom"})),
+            Ok(Answer::Denied("boom".into()))
+        );
+        for bad in [
+            json!({"behavior": "allow"}),
+            json!({"behavior": "deny"}),
+            json!({"behavior": "maybe"}),
+        ] {
+            assert!(answer(&success(bad.clone())).is_err(), "{bad}");
         }
     }
 

@@ -8,9 +8,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use common::{parse_line, scratch, terminal, write_query, AGENT, FAKE_CLAUDE};
 use futures::StreamExt;
@@ -466,4 +467,371 @@ async fn synthetic_mode_writes_to_stdout_back_to_back() {
     assert!(stamps.windows(2).all(|w| w[0] <= w[1]));
     // No pacing: 500 lines to a pipe take well under a second.
     assert!(stamps[499] - stamps[0] < 1_000_000, "{stamps:?}");
+}
+
+/// One answer of the fake DO's approvals endpoint: a status, and for 200 the decision (its `approvalId` is filled
+/// in from the path).
+type Reply = (StatusCode, Option<serde_json::Value>);
+
+/// What the fake DO's approvals endpoint saw: each ask's approval id and `Authorization` header.
+type Asks = Arc<Mutex<Vec<(String, Option<String>)>>>;
+
+fn decide(approved: bool, message: Option<&str>) -> Reply {
+    let mut decision = json!({"approved": approved, "scope": "once", "by": "user"});
+    if let Some(message) = message {
+        decision["message"] = json!(message);
+    }
+    (StatusCode::OK, Some(decision))
+}
+
+/// A stand-in for the DO's `GET /internal/approvals/{id}`: answers with `replies` in order, the last one for
+/// every later ask; a 204 is held for a moment first, as the DO holds a pending ask.
+async fn approvals_server(replies: Vec<Reply>) -> (String, Asks) {
+    type Shared = (Arc<Mutex<Vec<Reply>>>, Asks);
+    async fn ask(
+        State((replies, asks)): State<Shared>,
+        UrlPath(id): UrlPath<String>,
+        headers: HeaderMap,
+    ) -> axum::response::Response {
+        let authorization = headers
+            .get("authorization")
+            .map(|v| v.to_str().unwrap().to_string());
+        asks.lock().unwrap().push((id.clone(), authorization));
+        let (status, decision) = {
+            let mut replies = replies.lock().unwrap();
+            if replies.len() > 1 {
+                replies.remove(0)
+            } else {
+                replies[0].clone()
+            }
+        };
+        if status == StatusCode::NO_CONTENT {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        match decision {
+            Some(mut decision) => {
+                decision["approvalId"] = json!(id);
+                (status, Json(decision)).into_response()
+            }
+            None => status.into_response(),
+        }
+    }
+    let asks = Asks::default();
+    let app = Router::new()
+        .route("/internal/approvals/{id}", get(ask))
+        .with_state((Arc::new(Mutex::new(replies)), asks.clone()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "http://{}/internal/approvals",
+        listener.local_addr().unwrap()
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, asks)
+}
+
+/// A run on the DO path's approvals (stdout mode), with what the fake CLI logged: its arguments and every control
+/// message it received.
+struct ApprovalRun {
+    run: Run,
+    asks: Vec<(String, Option<String>)>,
+    log: Vec<serde_json::Value>,
+}
+
+impl ApprovalRun {
+    fn confirmations(&self) -> Vec<&Event> {
+        self.run
+            .lines
+            .iter()
+            .map(|l| &l.event)
+            .filter(|e| matches!(e, Event::Confirmation { .. }))
+            .collect()
+    }
+
+    /// The `response` bodies of the control responses the CLI received.
+    fn answers(&self) -> Vec<&serde_json::Value> {
+        self.log
+            .iter()
+            .filter_map(|l| l.get("controlResponse"))
+            .map(|r| &r["response"]["response"])
+            .collect()
+    }
+
+    fn full_text(&self) -> &str {
+        match terminal(&self.run.lines) {
+            Event::Done {
+                full_text: Some(text),
+                ..
+            } => text,
+            other => panic!("not done: {other:?}\n{}", self.run.stderr),
+        }
+    }
+}
+
+async fn approval_run(prompt: &str, replies: Vec<Reply>) -> ApprovalRun {
+    let (url, asks) = approvals_server(replies).await;
+    let dir = scratch("approvals");
+    let log = dir.join("args.jsonl");
+    let run = run_agent(
+        prompt,
+        &[
+            ("VF_APPROVALS_URL", &url),
+            ("VF_STREAM_JWT", JWT),
+            ("VF_FAKE_ARGS_LOG", log.to_str().unwrap()),
+        ],
+    )
+    .await;
+    let log = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(run.status.success(), "{}", run.stderr);
+    assert!(
+        !run.stderr.contains("did not exit"),
+        "the CLI's input is closed after its result: {}",
+        run.stderr
+    );
+    let asks = asks.lock().unwrap().clone();
+    ApprovalRun { run, asks, log }
+}
+
+#[tokio::test]
+async fn an_allowed_tool_call_runs_and_the_cli_got_the_sdk_arguments_and_messages() {
+    let run = approval_run("[fixture:permission] go", vec![decide(true, None)]).await;
+    let argv: Vec<String> = serde_json::from_value(run.log[0].clone()).unwrap();
+    let argv = argv.join(" ");
+    for expected in [
+        "-p --input-format stream-json --output-format stream-json",
+        "--permission-prompt-tool stdio",
+    ] {
+        assert!(argv.contains(expected), "{argv}");
+    }
+    let initialize = &run.log[1]["controlRequest"];
+    assert_eq!(
+        initialize["request"],
+        json!({"subtype": "initialize", "hooks": null})
+    );
+    let [Event::Confirmation {
+        approval_id,
+        tool_name,
+        input,
+        tool_use_id,
+        suggestions,
+    }] = run.confirmations()[..]
+    else {
+        panic!("one confirmation: {:?}", run.run.lines)
+    };
+    assert_eq!(tool_name, "Bash");
+    assert_eq!(input["command"], "echo hello");
+    assert_eq!(tool_use_id.as_deref(), Some("toolu_01PermBash"));
+    assert_eq!(suggestions.as_ref().unwrap()[0]["type"], "addRules");
+    assert_eq!(
+        run.asks,
+        [(approval_id.clone(), Some(format!("Bearer {JWT}")))]
+    );
+    assert_eq!(
+        run.answers(),
+        [&json!({"behavior": "allow", "updatedInput": input})]
+    );
+    assert!(run.full_text().contains("hello"));
+    // The confirmation sits between the tool call and its result, numbered like every other line.
+    let kinds: Vec<&str> = run.run.lines.iter().map(|l| l.event.kind()).collect();
+    let at = kinds.iter().position(|k| *k == "confirmation").unwrap();
+    assert_eq!(
+        kinds[at - 1..=at + 1],
+        ["tool-start", "confirmation", "tool-result"]
+    );
+}
+
+#[tokio::test]
+async fn a_denied_tool_call_ends_cleanly_and_the_answer_quotes_the_message() {
+    let run = approval_run(
+        "[fixture:permission] go",
+        vec![decide(false, Some("not on a Friday"))],
+    )
+    .await;
+    assert_eq!(
+        run.answers(),
+        [&json!({"behavior": "deny", "message": "not on a Friday"})]
+    );
+    assert!(run.full_text().contains("not on a Friday"));
+    assert!(run.run.lines.iter().any(|l| matches!(
+        &l.event,
+        Event::ToolResult { output, is_error: Some(true), .. } if output == "not on a Friday"
+    )));
+}
+
+#[tokio::test]
+async fn pending_and_failing_asks_are_repeated_until_the_decision() {
+    let run = approval_run(
+        "[fixture:permission] go",
+        vec![
+            (StatusCode::NO_CONTENT, None),
+            (StatusCode::SERVICE_UNAVAILABLE, None),
+            (StatusCode::NO_CONTENT, None),
+            decide(true, None),
+        ],
+    )
+    .await;
+    assert_eq!(run.asks.len(), 4, "{:?}", run.asks);
+    assert!(run.asks.iter().all(|(id, _)| *id == run.asks[0].0));
+    assert_eq!(run.answers()[0]["behavior"], "allow");
+    assert!(run.full_text().contains("hello"));
+}
+
+#[tokio::test]
+async fn an_approval_the_do_no_longer_knows_is_denied() {
+    let run = approval_run(
+        "[fixture:permission] go",
+        vec![(StatusCode::NOT_FOUND, None)],
+    )
+    .await;
+    let reason = vf_sandbox::agent::control::deny_reason(vf_protocol::DecidedBy::Cancel);
+    assert_eq!(
+        run.answers(),
+        [&json!({"behavior": "deny", "message": reason})]
+    );
+    assert!(run.full_text().contains(reason));
+}
+
+#[tokio::test]
+async fn each_request_is_asked_for_on_its_own() {
+    let run = approval_run("[fixture:permission-twice] go", vec![decide(true, None)]).await;
+    let ids: Vec<&str> = run
+        .confirmations()
+        .iter()
+        .map(|c| match c {
+            Event::Confirmation { approval_id, .. } => approval_id.as_str(),
+            _ => unreachable!(),
+        })
+        .collect();
+    assert_eq!(ids.len(), 2);
+    assert_ne!(ids[0], ids[1]);
+    let asked: Vec<&str> = run.asks.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(asked, ids);
+    assert_eq!(run.answers().len(), 2);
+    assert_eq!(run.full_text(), "I asked twice.");
+}
+
+/// A CLI of a few lines of shell: it asks something vf-agent does not serve and two permissions at once, writes
+/// the three answers it gets to `$VF_TEST_ANSWERS`, then ends its turn.
+const SCRIPTED_CLI: &str = r#"#!/bin/sh
+read -r initialize
+read -r prompt
+echo '{"type":"control_request","request_id":"x1","request":{"subtype":"mcp_message","server_name":"s","message":{}}}'
+echo '{"type":"control_request","request_id":"x2","request":{"subtype":"can_use_tool","tool_name":"Bash","input":{"command":"one"}}}'
+echo '{"type":"control_request","request_id":"x3","request":{"subtype":"can_use_tool","tool_name":"Write","input":{"file_path":"a"}}}'
+for n in 1 2 3; do read -r answer; printf '%s\n' "$answer" >> "$VF_TEST_ANSWERS"; done
+echo '{"type":"result","subtype":"success","is_error":false,"result":"ok","session_id":"s1"}'
+cat > /dev/null
+"#;
+
+#[tokio::test]
+async fn unknown_requests_are_refused_and_several_permissions_may_wait_at_once() {
+    let dir = scratch("scripted");
+    let cli = dir.join("claude.sh");
+    std::fs::write(&cli, SCRIPTED_CLI).unwrap();
+    std::fs::set_permissions(&cli, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let answers = dir.join("answers.jsonl");
+    let (url, asks) = approvals_server(vec![decide(true, None)]).await;
+    let run = run_agent(
+        "hi",
+        &[
+            ("VF_CLAUDE_BIN", cli.to_str().unwrap()),
+            ("VF_APPROVALS_URL", &url),
+            ("VF_STREAM_JWT", JWT),
+            ("VF_TEST_ANSWERS", answers.to_str().unwrap()),
+        ],
+    )
+    .await;
+    let answers: Vec<serde_json::Value> = std::fs::read_to_string(&answers)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(
+        matches!(terminal(&run.lines), Event::Done { .. }),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        answers[0],
+        json!({"type": "control_response", "response": {"subtype": "error", "request_id": "x1",
+            "error": "vf-agent does not serve \"mcp_message\" requests"}})
+    );
+    let mut allowed: Vec<(&str, &serde_json::Value)> = answers[1..]
+        .iter()
+        .map(|a| {
+            assert_eq!(a["response"]["response"]["behavior"], "allow");
+            (
+                a["response"]["request_id"].as_str().unwrap(),
+                &a["response"]["response"]["updatedInput"],
+            )
+        })
+        .collect();
+    allowed.sort_by_key(|(id, _)| *id);
+    assert_eq!(
+        allowed,
+        [
+            ("x2", &json!({"command": "one"})),
+            ("x3", &json!({"file_path": "a"}))
+        ]
+    );
+    assert_eq!(asks.lock().unwrap().len(), 2);
+    let confirmations = run
+        .lines
+        .iter()
+        .filter(|l| matches!(l.event, Event::Confirmation { .. }))
+        .count();
+    assert_eq!(confirmations, 2);
+}
+
+#[tokio::test]
+async fn sigterm_interrupts_the_cli_before_it_is_killed() {
+    let (url, _) = approvals_server(vec![(StatusCode::NO_CONTENT, None)]).await;
+    let dir = scratch("interrupt");
+    let log = dir.join("args.jsonl");
+    write_query(&dir.join("query.json"), "[fixture:permission] go");
+    let mut child = agent(
+        &dir,
+        &[
+            ("VF_APPROVALS_URL", &url),
+            ("VF_STREAM_JWT", JWT),
+            ("VF_FAKE_ARGS_LOG", log.to_str().unwrap()),
+            // The user takes their time: that alone must not end the run.
+            ("VF_IDLE_TIMEOUT_SECS", "0.3"),
+        ],
+    )
+    .stdout(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut lines = Vec::new();
+    while let Some(line) = stdout.next_line().await.unwrap() {
+        let line = parse_line(line.as_bytes());
+        let asked = matches!(line.event, Event::Confirmation { .. });
+        lines.push(line);
+        if asked {
+            break;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let signalled = Instant::now();
+    // SAFETY: signals our own child.
+    unsafe { libc::kill(child.id().unwrap() as i32, libc::SIGTERM) };
+    while let Some(line) = stdout.next_line().await.unwrap() {
+        lines.push(parse_line(line.as_bytes()));
+    }
+    assert!(child.wait().await.unwrap().success());
+    let log = std::fs::read_to_string(&log).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(error_code(terminal(&lines)), Some(ErrorCode::Cancelled));
+    assert!(
+        log.lines().any(|l| l.contains(r#""subtype":"interrupt""#)),
+        "{log}"
+    );
+    // The fake ends its turn when interrupted: no need to wait out the grace period.
+    assert!(signalled.elapsed() < Duration::from_millis(1_400));
 }

@@ -11,6 +11,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::time::timeout;
 use vf_protocol::api::{Autonomy, SessionMode};
 use vf_sandbox::agent::claude::{self, Turn};
+use vf_sandbox::agent::control;
 
 /// A run's limit. The CLI rejects a bad command line at once, but some checks (a `--resume` id) come after its
 /// start-up, which without internet spends about 20 s retrying its network calls; then it is killed.
@@ -38,13 +39,20 @@ fn installed_cli() -> Option<PathBuf> {
     None
 }
 
+/// The id of our `initialize` request.
+const INITIALIZE_ID: &str = "vf-1";
+
 /// What one run of the CLI showed.
 #[derive(Debug)]
 enum Verdict {
     /// It rejected its command line; the message.
     Refused(String),
-    /// It started a session with these arguments (its stream-json `init` line), in this permission mode.
-    Started { permission_mode: String },
+    /// It started a session with these arguments (its stream-json `init` line), in this permission mode, having
+    /// answered our `initialize` control request (with approvals) or not.
+    Started {
+        permission_mode: String,
+        initialized: bool,
+    },
     /// It ended without starting, not over its arguments (authentication, network, an unknown `--resume` id).
     Failed(String),
     /// Still starting at the deadline, long past the parser.
@@ -63,9 +71,9 @@ fn is_argument_error(message: &str) -> bool {
             .any(|word| message.contains(word))
 }
 
-/// Runs the CLI exactly as vf-agent does (`claude::command`: its arguments, the prompt on stdin), plus `extra`
-/// arguments, with a dummy token and throwaway home, config and temp directories; kills it once it has shown a
-/// verdict.
+/// Runs the CLI exactly as vf-agent does (`claude::command`: its arguments, the prompt on stdin, with approvals
+/// as the control protocol's `initialize` request and a stream-json user message), plus `extra` arguments, with a
+/// dummy token and throwaway home, config and temp directories; kills it once it has shown a verdict.
 async fn run(bin: &Path, turn: &Turn, extra: &[&str]) -> Verdict {
     let dir = std::env::temp_dir().join(format!("vf-real-cli-{}", uuid::Uuid::new_v4()));
     for sub in ["workspace", "home", "config", "tmp"] {
@@ -86,7 +94,13 @@ async fn run(bin: &Path, turn: &Turn, extra: &[&str]) -> Verdict {
         .stderr(Stdio::piped());
     let mut cli = command.spawn().expect("the CLI starts");
     let mut stdin = cli.stdin.take().unwrap();
-    stdin.write_all(b"Say hello.").await.unwrap();
+    let input = if turn.approvals {
+        control::request(INITIALIZE_ID, control::initialize())
+            + &control::user_message("Say hello.")
+    } else {
+        "Say hello.".to_string()
+    };
+    stdin.write_all(input.as_bytes()).await.unwrap();
     drop(stdin);
     let mut stderr = cli.stderr.take().unwrap();
     let stderr = tokio::spawn(async move {
@@ -96,6 +110,7 @@ async fn run(bin: &Path, turn: &Turn, extra: &[&str]) -> Verdict {
     });
     let mut stdout = BufReader::new(cli.stdout.take().unwrap()).lines();
     let mut messages = Vec::new();
+    let mut initialized = false;
     let started = timeout(DEADLINE, async {
         while let Ok(Some(line)) = stdout.next_line().await {
             let Ok(value) = serde_json::from_str::<Value>(&line) else {
@@ -103,6 +118,11 @@ async fn run(bin: &Path, turn: &Turn, extra: &[&str]) -> Verdict {
                 continue;
             };
             match (value["type"].as_str(), value["subtype"].as_str()) {
+                (Some("control_response"), _) => {
+                    let response = &value["response"];
+                    initialized |=
+                        response["request_id"] == INITIALIZE_ID && response["subtype"] == "success";
+                }
                 (Some("system"), Some("init")) => {
                     return Some(value["permissionMode"].as_str().unwrap_or("").to_string())
                 }
@@ -136,7 +156,10 @@ async fn run(bin: &Path, turn: &Turn, extra: &[&str]) -> Verdict {
         return Verdict::Refused(refusal.trim().to_string());
     }
     match started {
-        Ok(Some(permission_mode)) => Verdict::Started { permission_mode },
+        Ok(Some(permission_mode)) => Verdict::Started {
+            permission_mode,
+            initialized,
+        },
         Ok(None) => Verdict::Failed(messages.join(" | ")),
         Err(_) => Verdict::Undecided,
     }
@@ -147,6 +170,14 @@ async fn every_command_line_vf_agent_builds_passes_the_real_parser() {
     let Some(bin) = installed_cli() else { return };
     let agent = |autonomy| Turn {
         autonomy: Some(autonomy),
+        ..Turn::default()
+    };
+    let approvals = |turn: Turn| Turn {
+        approvals: true,
+        ..turn
+    };
+    let resume = Turn {
+        resume: Some("6f1d6a2e-4b1c-4d2e-8f3a-9b8c7d6e5f40".into()),
         ..Turn::default()
     };
     let turns = [
@@ -163,18 +194,34 @@ async fn every_command_line_vf_agent_builds_passes_the_real_parser() {
             ..agent(Autonomy::Standard)
         },
         // A session id in the CLI's own format; no such session exists here, so the CLI ends after taking it.
-        Turn {
-            resume: Some("6f1d6a2e-4b1c-4d2e-8f3a-9b8c7d6e5f40".into()),
+        resume.clone(),
+        // The DO path: the SDK's control protocol, for tool approvals.
+        approvals(Turn::default()),
+        approvals(Turn {
+            mode: SessionMode::Plan,
             ..Turn::default()
-        },
+        }),
+        approvals(agent(Autonomy::Conservative)),
+        approvals(Turn {
+            model: Some("sonnet".into()),
+            ..agent(Autonomy::Standard)
+        }),
+        approvals(resume),
     ];
     let verdicts = join_all(turns.iter().map(|turn| run(&bin, turn, &[]))).await;
     for (turn, verdict) in turns.iter().zip(&verdicts) {
         let args = claude::args(turn).join(" ");
         match verdict {
             Verdict::Refused(message) => panic!("the CLI refused `{args}`: {message}"),
-            Verdict::Started { permission_mode } => {
+            Verdict::Started {
+                permission_mode,
+                initialized,
+            } => {
                 eprintln!("claude {args}\n  started a session in mode {permission_mode}");
+                assert_eq!(
+                    *initialized, turn.approvals,
+                    "`{args}` answered our initialize request: {initialized}"
+                );
                 if let Some(asked) = claude::permission_mode(turn.mode, turn.autonomy) {
                     assert_eq!(permission_mode, asked, "`{args}` started in another mode");
                 }

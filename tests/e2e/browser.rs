@@ -352,6 +352,12 @@ pub async fn browser_chat_fits_a_375px_phone(stack: &Stack) {
     let session = page.new_session().await;
     page.send("[fixture:demo][delay:5] What is this project?")
         .await;
+    // The demo asks before it runs a command: the card must fit the phone too.
+    page.wait_for_attribute("approval", "data-state", "pending")
+        .await;
+    page.click("approval-allow").await;
+    page.wait_for_attribute("approval", "data-state", "allowed")
+        .await;
     let shown = page
         .wait_for_messages("the answer to finish", finished(2))
         .await;
@@ -458,4 +464,53 @@ pub async fn a_new_build_reloads_the_page(ui: &UiLoop) {
     .await;
     page.element("login-token").await;
     page.close().await;
+}
+
+/// An approval card appears in the answer; a reload in the middle shows it still actionable; a click in a second
+/// window decides it, and both windows show the outcome; the answer then goes on to its end.
+pub async fn browser_an_approval_is_decided_from_a_second_window(stack: &Stack) {
+    let (_browser, page, session) = new_chat(stack).await;
+    page.send("[fixture:permission] run it").await;
+    page.wait_for_attribute("approval", "data-state", "pending")
+        .await;
+    page.open(&format!("/s/{session}")).await;
+    page.wait_for_attribute("approval", "data-state", "pending")
+        .await;
+    let first = page.client.window().await.expect("the first window");
+    let second = page
+        .client
+        .new_window(false)
+        .await
+        .expect("a second window")
+        .handle;
+    page.client
+        .switch_to_window(second)
+        .await
+        .expect("switch to the second window");
+    page.open(&format!("/s/{session}")).await;
+    page.type_into("approval-message", "not that one").await;
+    page.click("approval-deny").await;
+    page.wait_for_attribute("approval", "data-state", "denied")
+        .await;
+    page.client
+        .switch_to_window(first)
+        .await
+        .expect("switch back to the first window");
+    page.wait_for_attribute("approval", "data-state", "denied")
+        .await;
+    let outcome = page
+        .wait_until(
+            "the outcome in the first window",
+            "(e => e && e.textContent)(document.querySelector('[data-testid=\"approval-outcome\"]'))",
+        )
+        .await;
+    assert_eq!(outcome, "Denied: not that one");
+    let shown = page
+        .wait_for_messages("the answer to finish", finished(2))
+        .await;
+    assert_done(&page, &shown).await;
+    assert!(
+        shown[1].text.contains("not that one"),
+        "Claude was told why: {shown:?}"
+    );
 }

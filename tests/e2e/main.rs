@@ -1,6 +1,7 @@
 //! End-to-end tests of the real stack: wrangler dev (workerd, DO SQLite, KV) + vf-sandbox + vf-agent + the fake
 //! `claude`, all real processes on loopback. Run through `make test` (which builds everything first).
 
+mod approvals;
 mod browser;
 mod chat;
 mod durable;
@@ -74,6 +75,7 @@ async fn main() {
             browser::browser_stop_ends_the_answer,
             browser::browser_flag_off_uses_the_legacy_websocket,
             browser::browser_chat_fits_a_375px_phone,
+            browser::browser_an_approval_is_decided_from_a_second_window,
             // Security and hostile input (issue 6); the log scan last, after everything above has logged.
             tokens::security_callback_tokens_are_refused_before_a_do_wakes,
             tokens::security_execution_tokens_are_bound_to_their_execution,
@@ -99,6 +101,21 @@ async fn main() {
             tests![
                 failures::an_agent_that_never_calls_back_times_out,
                 failures::an_agent_that_exits_early_is_crashed,
+            ],
+        )
+        .await,
+    );
+    results.extend(
+        run_stack(
+            approvals::options(),
+            tests![
+                approvals::approvals_a_second_client_approves_and_the_answer_continues,
+                approvals::approvals_a_deny_with_a_message_reaches_claude,
+                approvals::approvals_allow_for_this_session_answers_later_requests,
+                approvals::approvals_cancel_while_pending_ends_the_turn,
+                approvals::approvals_an_unanswered_approval_times_out,
+                // Last on this stack: it restarts wrangler.
+                approvals::approvals_a_pending_approval_survives_a_worker_restart,
             ],
         )
         .await,

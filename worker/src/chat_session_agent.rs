@@ -7,16 +7,20 @@
 //! was evicted in between.
 
 use std::cell::{RefCell, RefMut};
+use std::collections::HashMap;
 use std::rc::Rc;
+
+use futures::channel::oneshot;
 
 use futures::stream::{self, LocalBoxStream};
 use futures::StreamExt;
-use vf_protocol::api::SessionRecord;
+use vf_protocol::api::{AgentDecision, SessionRecord};
 use vf_protocol::ingest::Ingest;
 use vf_protocol::watchdog::{self, Producer, Timeouts, Verdict};
 use vf_protocol::Event;
 use worker::{durable_object, DurableObject, Env, Method, Request, Response, State};
 
+use crate::approval_log::ApprovalLog;
 use crate::config;
 use crate::dispatch::{self, ChatForward};
 use crate::error::{ApiError, ApiResult};
@@ -25,7 +29,10 @@ use crate::fanout::{Subscribers, Subscription};
 use crate::http;
 use crate::sandbox::SandboxClient;
 
+mod approvals;
 mod callback;
+
+pub use approvals::ApproveForward;
 
 /// No callback within this window after dispatch → `error` `timeout` (the seed's bridge timeout).
 const BRIDGE_TIMEOUT_MS: u64 = 5 * 60 * 1000;
@@ -52,13 +59,17 @@ pub struct ChatSessionAgent {
 impl DurableObject for ChatSessionAgent {
     fn new(state: State, env: Env) -> Self {
         let log = EventLog::open(state.storage().sql()).expect("the session schema is valid SQL");
+        let approvals =
+            ApprovalLog::open(state.storage().sql()).expect("the approvals schema is valid SQL");
         ChatSessionAgent {
             agent: Rc::new(Agent {
                 state,
                 env,
                 log,
+                approvals,
                 subscribers: Subscribers::default(),
                 live: RefCell::new(None),
+                waiters: RefCell::default(),
             }),
         }
     }
@@ -84,8 +95,12 @@ struct Agent {
     state: State,
     env: Env,
     log: EventLog,
+    approvals: ApprovalLog,
     subscribers: Subscribers,
     live: RefCell<Option<Live>>,
+    /// The agent's polls waiting for a decision, by approval id (in memory: after a restart the agent asks
+    /// again and finds the decision in SQLite).
+    waiters: RefCell<HashMap<String, Vec<oneshot::Sender<AgentDecision>>>>,
 }
 
 impl Agent {
@@ -103,6 +118,13 @@ impl Agent {
             (Method::Post, "/destroy") => self.handle_destroy().await,
             (Method::Post, "/internal/stream") => self.handle_callback(req).await,
             (Method::Get, "/internal/stream") => self.handle_mark(&req),
+            (Method::Post, "/approve") => self.handle_approve(http::read_json(&mut req).await?),
+            (Method::Get, "/rules") => self.handle_rules(),
+            (Method::Delete, "/rules") => self.handle_clear_rules(&req),
+            (Method::Get, path) if path.starts_with("/internal/approvals/") => {
+                let id = &path["/internal/approvals/".len()..];
+                self.handle_decision(&req, id).await
+            }
             _ => Err(ApiError::NotFound),
         }
     }
@@ -341,6 +363,7 @@ impl Agent {
         if outcome == Outcome::Failed && !self.log.has_event(execution_id, "session-init")? {
             self.log.delete_meta("sdkSessionId")?;
         }
+        self.deny_pending(execution_id)?;
         self.publish(execution_id, &[terminal])?;
         self.log
             .end_execution(execution_id, outcome, config::now_ms(), error.as_deref())?;
@@ -411,8 +434,14 @@ impl Agent {
         };
         // Keeps idle streams open through proxies, and prunes subscribers whose client is gone.
         self.subscribers.publish(Event::Heartbeat.to_line());
+        let next_timeout = self.expire_approvals(&run.id, config::now_ms())?;
+        let facts = watchdog::Run {
+            started_at_ms: run.started_at.max(0) as u64,
+            called_back: run.callback_at.is_some(),
+            awaiting_user: next_timeout.is_some(),
+        };
         let producer = self.producer_of(&run.id);
-        let exited = match Producer::needs_process_check(producer.as_ref()) {
+        let exited = match facts.needs_process_check(producer.as_ref()) {
             true => self.agent_exited(&run).await,
             false => None,
         };
@@ -420,10 +449,6 @@ impl Agent {
         let producer = match exited {
             Some(_) => self.producer_of(&run.id),
             None => producer,
-        };
-        let facts = watchdog::Run {
-            started_at_ms: run.started_at.max(0) as u64,
-            called_back: run.callback_at.is_some(),
         };
         let timeouts = self.timeouts();
         match watchdog::verdict(
@@ -433,7 +458,10 @@ impl Agent {
             config::now_ms(),
             timeouts,
         ) {
-            Verdict::Wait(ms) => self.arm_watchdog(ms).await?,
+            Verdict::Wait(ms) => {
+                self.arm_watchdog(next_timeout.map_or(ms, |t| t.min(ms)))
+                    .await?
+            }
             Verdict::Adopt(ms) => {
                 // A new instance (the DO restarted): no callback can be open here. The agent gets one window to
                 // reconnect before it is declared dead.

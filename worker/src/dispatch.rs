@@ -111,6 +111,7 @@ pub async fn start_agent(
     let agent_env = AgentEnv {
         claude_token: Some(user.claude_token),
         callback_url: Some(format!("{}/internal/stream", forward.origin)),
+        approvals_url: Some(format!("{}/internal/approvals", forward.origin)),
         stream_jwt: Some(stream_token),
         query_file: Some(query_file),
         session_id: Some(session_id.clone()),

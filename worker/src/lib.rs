@@ -1,5 +1,6 @@
 //! VaporForge Worker: routes requests, maps errors to responses in one place, exports the two Durable Objects.
 
+mod approval_log;
 mod auth;
 mod body_reader;
 mod chat_session_agent;
@@ -38,7 +39,8 @@ async fn route(req: Request, env: &Env) -> ApiResult<Response> {
         check_origin(&req, env)?;
     }
     match (method, segments.as_slice()) {
-        (Method::Post | Method::Get, ["internal", "stream"]) => v15::callback(req, env).await,
+        (Method::Post | Method::Get, ["internal", "stream"])
+        | (Method::Get, ["internal", "approvals", _]) => v15::callback(req, env).await,
         (Method::Post, ["api", "auth", "login"]) => auth::login(req, env).await,
         (Method::Post, ["api", "auth", "logout"]) => auth::logout(req, env).await,
         (Method::Put, ["api", "admin", "flags"]) => flags::put(req, env).await,
@@ -60,6 +62,20 @@ async fn route(req: Request, env: &Env) -> ApiResult<Response> {
                 }
                 (Method::Post, ["v15", "sessions", id, "cancel"]) => {
                     v15::cancel(env, &user, id).await
+                }
+                (Method::Post, ["v15", "approve"]) => v15::approve(req, env, &user).await,
+                (Method::Get, ["v15", "sessions", id, "rules"]) => {
+                    v15::rules(env, &user, id, Method::Get, "/rules").await
+                }
+                (Method::Delete, ["v15", "sessions", id, "rules"]) => {
+                    v15::rules(env, &user, id, Method::Delete, "/rules").await
+                }
+                (Method::Delete, ["v15", "sessions", id, "rules", tool]) => {
+                    if !vf_protocol::api::is_tool_name(tool) {
+                        return Err(ApiError::BadRequest("not a tool name".into()));
+                    }
+                    let path = format!("/rules?tool={tool}");
+                    v15::rules(env, &user, id, Method::Delete, &path).await
                 }
                 _ => Err(ApiError::NotFound),
             }

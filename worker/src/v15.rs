@@ -1,11 +1,12 @@
 //! The V1.5 chat routes: each checks the user and their ownership of the session, then hands over to the
 //! session's `ChatSessionAgent`; and the agent's callback, whose token is verified before any DO is woken.
 
-use vf_protocol::api::ChatRequest;
+use vf_protocol::api::{ApproveRequest, ChatRequest};
 use vf_protocol::token::{self, ExecutionClaims};
 use worker::{Env, Method, Request, RequestInit, Response};
 
 use crate::auth::User;
+use crate::chat_session_agent::ApproveForward;
 use crate::config;
 use crate::dispatch::ChatForward;
 use crate::error::{ApiError, ApiResult};
@@ -64,7 +65,34 @@ pub async fn cancel(env: &Env, user: &User, id: &str) -> ApiResult<Response> {
     to_agent(env, id, Method::Post, "/cancel", None).await
 }
 
-/// `POST /internal/stream` (the agent's lines) and `GET /internal/stream` (the mark it asks for): the token is
+/// `POST /api/v15/approve`: a person's decision on a pending approval of one of their sessions.
+pub async fn approve(mut req: Request, env: &Env, user: &User) -> ApiResult<Response> {
+    let request: ApproveRequest = http::read_json(&mut req).await?;
+    let request = request.validate()?;
+    sessions::owned(env, user, &request.session_id).await?;
+    let session_id = request.session_id.clone();
+    let forward = ApproveForward {
+        request,
+        user_id: user.id.clone(),
+    };
+    let body = serde_json::to_string(&forward).expect("forwards serialize");
+    to_agent(env, &session_id, Method::Post, "/approve", Some(body)).await
+}
+
+/// `GET|DELETE /api/v15/sessions/{id}/rules[/{tool}]`: the session's "allow for this session" rules.
+pub async fn rules(
+    env: &Env,
+    user: &User,
+    id: &str,
+    method: Method,
+    path: &str,
+) -> ApiResult<Response> {
+    sessions::owned(env, user, id).await?;
+    to_agent(env, id, method, path, None).await
+}
+
+/// `POST /internal/stream` (the agent's lines), `GET /internal/stream` (the mark it asks for) and
+/// `GET /internal/approvals/{id}` (its long-poll for a decision): the token is
 /// verified here, in the Worker, so a bad token costs one HMAC and wakes nothing; the body streams through to
 /// the DO untouched.
 pub async fn callback(req: Request, env: &Env) -> ApiResult<Response> {

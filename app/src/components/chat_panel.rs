@@ -3,7 +3,7 @@
 use leptos::prelude::*;
 use vf_protocol::transcript::Message;
 
-use super::{ConnectionBadge, ErrorBanner, MessageView, PromptBox};
+use super::{ConnectionBadge, CurrentSession, ErrorBanner, MessageView, PromptBox};
 use crate::hooks::{use_agent_session, UseAgentSessionReturn};
 use crate::reconnect::ConnectionState;
 
@@ -48,6 +48,7 @@ pub fn ChatPanel(
     #[prop(into)]
     session_id: Signal<String>,
 ) -> impl IntoView {
+    provide_context(CurrentSession(session_id));
     let UseAgentSessionReturn {
         messages,
         changed_from,

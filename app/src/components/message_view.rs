@@ -8,7 +8,7 @@ use vf_protocol::transcript::{Message, Part, Role, Status};
 use vf_protocol::Usage;
 use wasm_bindgen::JsCast;
 
-use super::ToolCard;
+use super::{ApprovalCard, ToolCard};
 use crate::{browser, code_worker, markdown};
 
 /// The value of `data-status`.
@@ -85,10 +85,18 @@ pub fn MessageView(
     }
 }
 
-/// A text part (markdown) or a tool card; a part never changes kind. `answering`: the answer is still streaming.
+/// A text part (markdown), a tool card or an approval card; a part never changes kind. `answering`: the answer is still streaming.
 #[component]
 fn PartView(part: Memo<Option<Part>>, answering: Signal<bool>) -> impl IntoView {
-    if part.with_untracked(|p| matches!(p, Some(Part::Tool(_)))) {
+    if part.with_untracked(|p| matches!(p, Some(Part::Approval(_)))) {
+        let approval = Memo::new(move |_| {
+            part.with(|p| match p {
+                Some(Part::Approval(approval)) => Some(approval.clone()),
+                _ => None,
+            })
+        });
+        view! { <ApprovalCard approval /> }.into_any()
+    } else if part.with_untracked(|p| matches!(p, Some(Part::Tool(_)))) {
         let call = Memo::new(move |_| {
             part.with(|p| match p {
                 Some(Part::Tool(call)) => Some(call.clone()),

@@ -1,6 +1,7 @@
 //! The app's components: the pages, the chat panel and its pieces.
 
 mod admin_page;
+mod approval_card;
 mod chat_panel;
 mod connection_badge;
 mod error_banner;
@@ -12,6 +13,7 @@ mod tool_card;
 mod top_bar;
 
 pub use admin_page::AdminPage;
+pub use approval_card::{ApprovalCard, CurrentSession};
 pub use chat_panel::ChatPanel;
 pub use connection_badge::ConnectionBadge;
 pub use error_banner::ErrorBanner;

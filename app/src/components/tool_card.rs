@@ -59,9 +59,9 @@ pub fn ToolCard(
     }
 }
 
-/// The part of a card that shows the call's input.
+/// The part of a card that shows the call's input (also what an approval card shows of the call it asks about).
 #[component]
-fn DetailView(detail: Detail) -> impl IntoView {
+pub(super) fn DetailView(detail: Detail) -> impl IntoView {
     match detail {
         Detail::Edits(edits) => edits
             .into_iter()

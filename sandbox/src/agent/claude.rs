@@ -7,7 +7,12 @@ use vf_protocol::api::{Autonomy, SessionMode};
 
 /// Variables of ours that the CLI, and every command it runs for Claude, must not see: with them a tool call could
 /// post forged events to the callback.
-const WITHHELD: [&str; 3] = ["VF_STREAM_JWT", "VF_CALLBACK_URL", "VF_QUERY_FILE"];
+const WITHHELD: [&str; 4] = [
+    "VF_STREAM_JWT",
+    "VF_CALLBACK_URL",
+    "VF_APPROVALS_URL",
+    "VF_QUERY_FILE",
+];
 
 /// What the user chose for this turn.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -17,6 +22,9 @@ pub struct Turn {
     pub model: Option<String>,
     pub mode: SessionMode,
     pub autonomy: Option<Autonomy>,
+    /// The CLI asks before tool calls its permission mode does not allow (the DO path): it speaks the Agent SDKs'
+    /// control protocol on stdin/stdout (`--input-format stream-json`, `--permission-prompt-tool stdio`).
+    pub approvals: bool,
 }
 
 /// The CLI's `--permission-mode` for a turn:
@@ -24,7 +32,7 @@ pub struct Turn {
 /// | VaporForge | `--permission-mode` |
 /// |---|---|
 /// | mode `plan` (whatever the autonomy) | `plan`: Claude only reads and proposes |
-/// | autonomy `conservative` | `default`: every edit and command needs approval, which `-p` cannot give, so Claude works read-only |
+/// | autonomy `conservative` | `default`: every edit and command needs approval (without approvals, on the legacy path, nobody can give it, so Claude works read-only) |
 /// | autonomy `standard` | `acceptEdits`: file edits are allowed, other commands are not |
 /// | autonomy `autonomous` | `bypassPermissions`: anything goes (the sandbox is the boundary) |
 /// | no autonomy given | no flag: the CLI's own default, or the user's settings file |
@@ -39,17 +47,24 @@ pub fn permission_mode(mode: SessionMode, autonomy: Option<Autonomy>) -> Option<
 }
 
 /// The CLI's arguments. The prompt is not among them: it goes to stdin, which has no size limit and which `ps`
-/// does not show.
+/// does not show (with approvals, as a stream-json user message).
 pub fn args(turn: &Turn) -> Vec<String> {
-    let mut args: Vec<String> = [
-        "-p",
-        "--output-format",
-        "stream-json",
-        "--verbose",
-        "--include-partial-messages",
-    ]
-    .map(String::from)
-    .into();
+    let mut args = vec!["-p".to_string()];
+    if turn.approvals {
+        args.extend(["--input-format", "stream-json"].map(String::from));
+    }
+    args.extend(
+        [
+            "--output-format",
+            "stream-json",
+            "--verbose",
+            "--include-partial-messages",
+        ]
+        .map(String::from),
+    );
+    if turn.approvals {
+        args.extend(["--permission-prompt-tool", "stdio"].map(String::from));
+    }
     let flags = [
         ("--resume", turn.resume.as_deref()),
         ("--model", turn.model.as_deref()),
@@ -125,6 +140,7 @@ mod tests {
             model: Some("opus".into()),
             mode: SessionMode::Plan,
             autonomy: None,
+            approvals: false,
         };
         assert_eq!(
             args(&turn)[5..],
@@ -136,6 +152,15 @@ mod tests {
                 "--permission-mode",
                 "plan"
             ]
+        );
+        let approvals = Turn {
+            approvals: true,
+            ..turn
+        };
+        assert_eq!(
+            args(&approvals).join(" "),
+            "-p --input-format stream-json --output-format stream-json --verbose --include-partial-messages \
+             --permission-prompt-tool stdio --resume s1 --model opus --permission-mode plan"
         );
     }
 
@@ -150,7 +175,12 @@ mod tests {
             .collect();
         assert_eq!(
             removed,
-            ["VF_CALLBACK_URL", "VF_QUERY_FILE", "VF_STREAM_JWT"]
+            [
+                "VF_APPROVALS_URL",
+                "VF_CALLBACK_URL",
+                "VF_QUERY_FILE",
+                "VF_STREAM_JWT"
+            ]
         );
     }
 }

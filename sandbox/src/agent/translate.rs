@@ -6,9 +6,18 @@ use serde::Deserialize;
 use serde_json::Value;
 use vf_protocol::{ErrorCode, Event, Usage};
 
+use super::control::Incoming;
+
 /// The most a single text or tool output may weigh, JSON-escaped, so that no agent line nears the 1 MiB limit of
 /// the framer (`vf_protocol::framer::MAX_LINE_BYTES`).
 pub const MAX_TEXT_BYTES: usize = 512 * 1024;
+
+/// What a CLI line stands for.
+#[derive(Debug, PartialEq)]
+pub enum Translation {
+    Events(Vec<Event>),
+    Control(Incoming),
+}
 
 /// Turns stream-json lines into events. Keeps what spans lines: the latest Claude session id, which message is
 /// being streamed, the names of pending tool calls, and how many lines it could not use.
@@ -25,13 +34,14 @@ pub struct Translator {
 }
 
 impl Translator {
-    /// The events one line of the CLI's output stands for (often none).
-    pub fn translate(&mut self, line: &[u8]) -> Vec<Event> {
+    /// What one line of the CLI's output stands for: events (often none), or a control message, which is
+    /// protocol between the CLI and us and never an event.
+    pub fn translate(&mut self, line: &[u8]) -> Translation {
         match serde_json::from_slice::<Line>(line) {
-            Ok(line) => self.event(line),
+            Ok(line) => self.read(line),
             Err(_) => {
                 self.skip();
-                Vec::new()
+                Translation::Events(Vec::new())
             }
         }
     }
@@ -50,8 +60,23 @@ impl Translator {
         self.session_id.as_deref()
     }
 
-    fn event(&mut self, line: Line) -> Vec<Event> {
-        match line {
+    fn read(&mut self, line: Line) -> Translation {
+        let events = match line {
+            Line::ControlRequest {
+                request_id,
+                request,
+            } => {
+                return Translation::Control(Incoming::Request {
+                    request_id,
+                    request,
+                })
+            }
+            Line::ControlResponse { response } => {
+                return Translation::Control(Incoming::response(&response))
+            }
+            Line::ControlCancelRequest { request_id } => {
+                return Translation::Control(Incoming::Cancel { request_id })
+            }
             Line::System {
                 subtype,
                 session_id: Some(session_id),
@@ -140,7 +165,8 @@ impl Translator {
                 self.skip();
                 Vec::new()
             }
-        }
+        };
+        Translation::Events(events)
     }
 
     fn result(&self, result: ResultLine) -> Event {
@@ -198,7 +224,7 @@ pub fn truncate(mut text: String) -> String {
 }
 
 /// A tool input too large for one line becomes its JSON text, truncated: still readable, never a broken line.
-fn cap_input(input: Value) -> Value {
+pub fn cap_input(input: Value) -> Value {
     let text = input.to_string();
     if text.len() > MAX_TEXT_BYTES {
         Value::String(truncate(text))
@@ -234,6 +260,16 @@ enum Line {
         message: Message,
     },
     Result(ResultLine),
+    ControlRequest {
+        request_id: String,
+        request: Value,
+    },
+    ControlResponse {
+        response: Value,
+    },
+    ControlCancelRequest {
+        request_id: String,
+    },
     #[serde(other)]
     Unknown,
 }
@@ -362,11 +398,23 @@ struct CliUsage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fake_claude::{self, Step, Vars};
+    use crate::fake_claude::{self, Answer, Step, Vars};
     use serde_json::json;
 
-    /// Replays a fixture as the fake would print it, through a fresh translator.
+    fn only_events(translation: Translation) -> Vec<Event> {
+        match translation {
+            Translation::Events(events) => events,
+            Translation::Control(control) => panic!("not an event line: {control:?}"),
+        }
+    }
+
+    /// Replays a fixture as the fake would print it, through a fresh translator, every permission given.
     fn replay(name: &str) -> (Vec<Event>, u64) {
+        replay_answered(name, &Answer::Allowed)
+    }
+
+    /// Replays a fixture with every permission answered `answer`.
+    fn replay_answered(name: &str, answer: &Answer) -> (Vec<Event>, u64) {
         let vars = Vars {
             session_id: "sess-1".into(),
             new_session_id: "sess-new".into(),
@@ -378,11 +426,26 @@ mod tests {
         let mut translator = Translator::default();
         let mut events = Vec::new();
         for step in steps {
-            match step {
-                Step::Print(line) => events.extend(translator.translate(line.as_bytes())),
-                Step::Sleep(_) => {}
-                Step::Exit(_) | Step::Hang => break,
-            }
+            let line = match (step, answer) {
+                (Step::Print(line), _)
+                | (
+                    Step::Branch {
+                        allowed: true,
+                        line,
+                    },
+                    Answer::Allowed,
+                ) => line,
+                (
+                    Step::Branch {
+                        allowed: false,
+                        line,
+                    },
+                    Answer::Denied(message),
+                ) => fake_claude::fill_message(&line, message),
+                (Step::Exit(_) | Step::Hang, _) => break,
+                (Step::Sleep(_) | Step::Ask(_) | Step::Branch { .. }, _) => continue,
+            };
+            events.extend(only_events(translator.translate(line.as_bytes())));
         }
         (events, translator.skipped())
     }
@@ -440,24 +503,94 @@ mod tests {
             stream up later, from any device.\n\nEvery event is one line of JSON, for example:\n\n```json\n\
             {\"type\":\"text-delta\",\"text\":\"Hello\"}\n```\n\nThis answer is a scripted demo. Log in with a \
             Claude token to talk to the real agent.";
-        let readme = "     1\t# VaporForge\n     2\t\n     3\tA browser chat UI for Claude Code running in a \
-            sandbox.\n     4\tAnswers stream through a Durable Object that stores every event,\n     5\tso a \
-            closed tab never loses an answer.\n";
+        let readme = "# VaporForge\n\nA browser chat UI for Claude Code running in a sandbox.\nAnswers stream \
+            through a Durable Object that stores every event,\nso a closed tab never loses an answer.\n";
+        let command =
+            json!({"command": "head -5 README.md", "description": "Show the start of the README"});
         let (events, skipped) = replay("demo");
         assert_eq!(
             compact(&events),
             [
                 init("sess-1"),
                 texts(3, "Let me look at the project's README first."),
-                json!({"type": "tool-start", "id": "toolu_01DemoRead", "name": "Read",
-                    "input": {"file_path": "/w/README.md"}}),
-                json!({"type": "tool-result", "id": "toolu_01DemoRead", "name": "Read", "output": readme,
+                json!({"type": "tool-start", "id": "toolu_01DemoBash", "name": "Bash", "input": command}),
+                json!({"type": "tool-result", "id": "toolu_01DemoBash", "name": "Bash", "output": readme,
                     "isError": false}),
                 texts(18, answer),
                 done("sess-1", answer, (18, 214), 0.0231, 6120),
             ]
         );
         assert_eq!(skipped, 0);
+    }
+
+    #[test]
+    fn permission_given_and_refused() {
+        let command = json!({"command": "echo hello", "description": "Print hello"});
+        let start = json!({"type": "tool-start", "id": "toolu_01PermBash", "name": "Bash", "input": command});
+        let (allowed, _) = replay("permission");
+        assert_eq!(
+            compact(&allowed)[1..4],
+            [
+                texts(1, "I'll run the command."),
+                start.clone(),
+                json!({"type": "tool-result", "id": "toolu_01PermBash", "name": "Bash", "output": "hello",
+                    "isError": false}),
+            ]
+        );
+        assert!(
+            matches!(allowed.last(), Some(Event::Done { full_text: Some(t), .. }) if t.contains("hello"))
+        );
+        let (denied, skipped) =
+            replay_answered("permission", &Answer::Denied("not \"now\"".into()));
+        assert_eq!(
+            compact(&denied)[2..],
+            [
+                start,
+                json!({"type": "tool-result", "id": "toolu_01PermBash", "name": "Bash", "output": "not \"now\"",
+                    "isError": true}),
+                texts(1, "The command was denied: not \"now\""),
+                done(
+                    "sess-1",
+                    "The command was denied: not \"now\"",
+                    (4, 40),
+                    0.0121,
+                    3120
+                ),
+            ]
+        );
+        assert_eq!(skipped, 0);
+    }
+
+    #[test]
+    fn control_lines_are_protocol_not_events() {
+        let mut translator = Translator::default();
+        let request = json!({"subtype": "can_use_tool", "tool_name": "Bash", "input": {}});
+        let lines = [
+            json!({"type": "control_request", "request_id": "r1", "request": request}),
+            json!({"type": "control_response", "response": {"subtype": "success", "request_id": "vf-1"}}),
+            json!({"type": "control_cancel_request", "request_id": "r1"}),
+        ];
+        let translated: Vec<Translation> = lines
+            .iter()
+            .map(|line| translator.translate(line.to_string().as_bytes()))
+            .collect();
+        assert_eq!(
+            translated,
+            [
+                Translation::Control(Incoming::Request {
+                    request_id: "r1".into(),
+                    request
+                }),
+                Translation::Control(Incoming::Response {
+                    request_id: "vf-1".into(),
+                    error: None
+                }),
+                Translation::Control(Incoming::Cancel {
+                    request_id: "r1".into()
+                }),
+            ]
+        );
+        assert_eq!(translator.skipped(), 0);
     }
 
     #[test]
@@ -567,7 +700,7 @@ mod tests {
         let mut translator = Translator::default();
         lines
             .iter()
-            .flat_map(|line| translator.translate(line.to_string().as_bytes()))
+            .flat_map(|line| only_events(translator.translate(line.to_string().as_bytes())))
             .collect()
     }
 

@@ -168,6 +168,7 @@ impl Agent {
             _ => None,
         };
         self.publish(execution_id, batch)?;
+        self.note_confirmations(execution_id, batch)?;
         self.log.set_last_aseq(execution_id, last_aseq)?;
         if let Some(terminal) = terminal {
             self.finish(execution_id, terminal)?;
@@ -187,7 +188,7 @@ impl Agent {
     }
 
     /// The running execution a callback's token names, if the token is valid and names this session and it.
-    fn callback_execution(&self, req: &Request) -> ApiResult<Execution> {
+    pub(super) fn callback_execution(&self, req: &Request) -> ApiResult<Execution> {
         let bearer = http::bearer(req).ok_or(ApiError::Unauthorized)?;
         let secret = config::secret(&self.env, "JWT_SECRET")?;
         let claims: ExecutionClaims =
