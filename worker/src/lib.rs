@@ -88,8 +88,8 @@ async fn route(req: Request, env: &Env) -> ApiResult<Response> {
 /// refused (browsers send `Origin` on every cross-site POST/PUT/DELETE). So is a WebSocket upgrade from another
 /// site: the legacy socket acts with the user's cookie, and CORS does not apply to WebSockets (browsers always
 /// send `Origin` on them). Non-browser clients send none. This backs up the SameSite=Strict cookie.
-/// `ALLOWED_ORIGINS` (comma-separated) adds origins that front this Worker, e.g. `trunk serve` on port 8080 in
-/// local UI development, whose proxy forwards the browser's Origin unchanged.
+/// `ALLOWED_ORIGINS` (comma-separated) adds origins that front this Worker, e.g. `make ui` on port 8080 in
+/// local UI development, whose relay forwards the browser's Origin unchanged.
 fn check_origin(req: &Request, env: &Env) -> ApiResult<()> {
     let Some(origin) = req.headers().get("Origin")? else {
         return Ok(());
