@@ -106,14 +106,7 @@ mod tests {
     }
 
     fn done() -> Event {
-        Event::Done {
-            session_id: None,
-            full_text: None,
-            usage: None,
-            cost_usd: None,
-            duration_ms: None,
-            cancelled: None,
-        }
+        serde_json::from_str(r#"{"type":"done"}"#).unwrap()
     }
 
     fn user(text: &str) -> Event {

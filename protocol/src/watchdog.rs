@@ -156,27 +156,37 @@ mod tests {
     }
 
     #[test]
-    fn the_bridge_waits_for_the_first_callback_until_its_timeout() {
-        let p = producer(false, 1_000);
-        assert_eq!(
-            verdict(run(false), Some(&p), None, 2_000, T),
-            Verdict::Wait(299_000)
-        );
-        let end = verdict(run(false), Some(&p), None, 301_000, T);
-        assert_eq!(code(&end), Some(ErrorCode::Timeout));
-        assert!(matches!(end, Verdict::End { kill: true, .. }));
-    }
-
-    #[test]
-    fn a_silent_callback_ends_after_a_window() {
-        let p = producer(true, 10_000);
-        assert_eq!(
-            verdict(run(true), Some(&p), None, 30_000, T),
-            Verdict::Wait(40_000)
-        );
-        let end = verdict(run(true), Some(&p), None, 70_000, T);
-        assert_eq!(code(&end), Some(ErrorCode::AgentCrashed));
-        assert!(matches!(end, Verdict::End { kill: true, .. }));
+    fn the_bridge_and_a_silent_callback_wait_for_their_deadline_then_end() {
+        // (called back, callback open, last activity, a look before the deadline and the wait it gives, a look
+        // after it, the code it ends with)
+        let cases = [
+            (
+                false,
+                false,
+                1_000,
+                (2_000, 299_000),
+                301_000,
+                ErrorCode::Timeout,
+            ),
+            (
+                true,
+                true,
+                10_000,
+                (30_000, 40_000),
+                70_000,
+                ErrorCode::AgentCrashed,
+            ),
+        ];
+        for (called_back, open, last, (early, wait), late, expected) in cases {
+            let p = producer(open, last);
+            assert_eq!(
+                verdict(run(called_back), Some(&p), None, early, T),
+                Verdict::Wait(wait)
+            );
+            let end = verdict(run(called_back), Some(&p), None, late, T);
+            assert_eq!(code(&end), Some(expected));
+            assert!(matches!(end, Verdict::End { kill: true, .. }));
+        }
     }
 
     #[test]

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use vf_e2e::client::Line;
-use vf_e2e::events::terminals;
-use vf_e2e::process::{wait_for_agent, wait_for_exit};
+use vf_e2e::events::{terminals, texts};
+use vf_e2e::process::{running_chat, wait_for_exit, Running};
 use vf_e2e::{Client, EventStream, Stack, StackOptions};
 use vf_protocol::{ApprovalScope, DecidedBy, Event};
 
@@ -79,6 +79,31 @@ async fn result(
         _ => None,
     })
     .await
+}
+
+/// A chat of a new user whose agent asks for one approval: the user, the session id, the open stream, what it
+/// read so far, and the approval id.
+struct Asked {
+    user: Client,
+    session: String,
+    stream: EventStream,
+    seen: Vec<Line>,
+    approval_id: String,
+}
+
+async fn asked(stack: &Stack) -> Asked {
+    let user = Client::signed_in(&stack.base).await;
+    let session = user.create_session().await.id;
+    let mut stream = user.chat(&session, "[fixture:permission] list it").await;
+    let mut seen = Vec::new();
+    let (approval_id, ..) = confirmation(&mut stream, &mut seen).await;
+    Asked {
+        user,
+        session,
+        stream,
+        seen,
+        approval_id,
+    }
 }
 
 async fn approve(client: &Client, body: Value) -> (u16, Value) {
@@ -178,15 +203,17 @@ pub async fn approvals_a_second_client_approves_and_the_answer_continues(stack: 
 
 /// A deny with a message reaches Claude (the fake quotes it in its answer) and the turn ends cleanly.
 pub async fn approvals_a_deny_with_a_message_reaches_claude(stack: &Stack) {
-    let user = Client::signed_in(&stack.base).await;
-    let session = user.create_session().await;
-    let mut stream = user.chat(&session.id, "[fixture:permission] list it").await;
-    let mut seen = Vec::new();
-    let (approval_id, ..) = confirmation(&mut stream, &mut seen).await;
+    let Asked {
+        user,
+        session,
+        mut stream,
+        mut seen,
+        approval_id,
+    } = asked(stack).await;
     let message = "use ls -la instead";
     let (status, _) = approve(
         &user,
-        json!({"sessionId": session.id, "approvalId": approval_id, "approved": false, "message": message}),
+        json!({"sessionId": session, "approvalId": approval_id, "approved": false, "message": message}),
     )
     .await;
     assert_eq!(status, 200);
@@ -194,13 +221,7 @@ pub async fn approvals_a_deny_with_a_message_reaches_claude(stack: &Stack) {
     assert_eq!((approved, by), (false, DecidedBy::User));
     seen.extend(stream.collect().await);
     done(&seen);
-    let text: String = seen
-        .iter()
-        .filter_map(|l| match &l.envelope.event {
-            Event::TextDelta { text } => Some(text.as_str()),
-            _ => None,
-        })
-        .collect();
+    let text = texts(&seen).concat();
     assert!(text.contains(message), "Claude was told why: {text}");
     let denied = control_responses(stack)
         .into_iter()
@@ -210,11 +231,12 @@ pub async fn approvals_a_deny_with_a_message_reaches_claude(stack: &Stack) {
 
 /// "Allow for this session" answers the second request itself (`by: "rule"`); the rules can be read and cleared.
 pub async fn approvals_allow_for_this_session_answers_later_requests(stack: &Stack) {
-    let user = Client::signed_in(&stack.base).await;
-    let session = user.create_session().await;
-    let mut stream = user
-        .chat(&session.id, "[fixture:permission-twice] two")
-        .await;
+    let Running {
+        user,
+        session,
+        mut stream,
+        ..
+    } = running_chat(&stack.base, "[fixture:permission-twice] two").await;
     let mut seen = Vec::new();
     let (first_id, ..) = confirmation(&mut stream, &mut seen).await;
     let (status, _) = approve(
@@ -245,12 +267,14 @@ pub async fn approvals_allow_for_this_session_answers_later_requests(stack: &Sta
 
 /// Cancel while an approval is pending denies it (`by: "cancel"`), ends the turn and the agent's process.
 pub async fn approvals_cancel_while_pending_ends_the_turn(stack: &Stack) {
-    let user = Client::signed_in(&stack.base).await;
-    let session = user.create_session().await;
-    let mut stream = user.chat(&session.id, "[fixture:permission] list it").await;
+    let Running {
+        user,
+        session,
+        mut stream,
+        agent,
+        ..
+    } = running_chat(&stack.base, "[fixture:permission] list it").await;
     let mut seen = Vec::new();
-    let execution = vf_e2e::events::execution_id(&stream.next().await.expect("connected"));
-    let agent = wait_for_agent(&execution).await;
     let (approval_id, ..) = confirmation(&mut stream, &mut seen).await;
     user.cancel(&session.id).await;
     let (id, approved, _, by) = result(&mut stream, &mut seen).await;
@@ -273,11 +297,12 @@ pub async fn approvals_cancel_while_pending_ends_the_turn(stack: &Stack) {
 
 /// Nobody answers: the approval is denied by the timeout and the turn ends cleanly.
 pub async fn approvals_an_unanswered_approval_times_out(stack: &Stack) {
-    let user = Client::signed_in(&stack.base).await;
-    let session = user.create_session().await;
-    let mut stream = user.chat(&session.id, "[fixture:permission] list it").await;
-    let mut seen = Vec::new();
-    let (approval_id, ..) = confirmation(&mut stream, &mut seen).await;
+    let Asked {
+        mut stream,
+        mut seen,
+        approval_id,
+        ..
+    } = asked(stack).await;
     let (id, approved, _, by) = tokio::time::timeout(
         Duration::from_millis(APPROVAL_TIMEOUT_MS * 3),
         result(&mut stream, &mut seen),
@@ -293,17 +318,17 @@ pub async fn approvals_an_unanswered_approval_times_out(stack: &Stack) {
 /// still pending (replayed, undecided), a decision after the restart reaches the agent, and the answer
 /// completes with nothing lost and nothing twice.
 pub async fn approvals_a_pending_approval_survives_a_worker_restart(stack: &Stack) {
-    let user = Client::signed_in(&stack.base).await;
-    let session = user.create_session().await;
-    let mut stream = user.chat(&session.id, "[fixture:permission] list it").await;
-    let mut seen = Vec::new();
-    let (approval_id, ..) = confirmation(&mut stream, &mut seen).await;
-    drop(stream);
+    let Asked {
+        user,
+        session,
+        approval_id,
+        ..
+    } = asked(stack).await;
     stack.kill_wrangler();
     stack.start_wrangler().await;
     // The replay after the restart (it would stay open while the execution runs): up to the confirmation,
     // nothing decided it.
-    let mut replay = user.events(&session.id, 0).await;
+    let mut replay = user.events(&session, 0).await;
     let mut replayed = Vec::new();
     let (replayed_id, ..) = confirmation(&mut replay, &mut replayed).await;
     assert_eq!(replayed_id, approval_id, "still there after the restart");
@@ -313,7 +338,7 @@ pub async fn approvals_a_pending_approval_survives_a_worker_restart(stack: &Stac
     assert!(!decided, "still pending after the restart");
     let (status, _) = approve(
         &user,
-        json!({"sessionId": session.id, "approvalId": approval_id, "approved": true}),
+        json!({"sessionId": session, "approvalId": approval_id, "approved": true}),
     )
     .await;
     assert_eq!(status, 200);
@@ -323,7 +348,7 @@ pub async fn approvals_a_pending_approval_survives_a_worker_restart(stack: &Stac
         "the decision reaches every stream"
     );
     drop(replay);
-    let log = user.wait_for_terminal(&session.id).await;
+    let log = user.wait_for_terminal(&session).await;
     done(&log);
     let seqs: Vec<u64> = log.iter().filter_map(|l| l.envelope.seq).collect();
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in order");

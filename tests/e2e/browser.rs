@@ -4,13 +4,11 @@ use std::panic::AssertUnwindSafe;
 
 use futures::FutureExt;
 use serde_json::{json, Value};
-use std::collections::BTreeSet;
 
 use vf_e2e::browser::{squash, App, Shown, UiLoop};
 use vf_e2e::stack::{free_port, repo_root};
 use vf_e2e::{Browser, Client, Page, Stack};
 use vf_protocol::transcript::{Role, Status, Transcript};
-use vf_protocol::Event;
 
 /// The session's stored log (`events?after=0`, once it ends with a terminal event), reduced.
 async fn stored(api: &Client, session_id: &str) -> Transcript {
@@ -201,27 +199,13 @@ pub async fn browser_second_window_sees_the_same_stream(stack: &Stack) {
     page.send("[fixture:text][delay:400] two windows").await;
     page.wait_for_messages("the answer to start", streaming_with_text)
         .await;
-    let first = page.client.window().await.expect("the first window");
-    let second = page
-        .client
-        .new_window(false)
-        .await
-        .expect("a second window")
-        .handle;
-    page.client
-        .switch_to_window(second)
-        .await
-        .expect("switch to the second window");
-    page.open(&format!("/s/{session}")).await;
+    let first = page.open_in_second_window(&format!("/s/{session}")).await;
     page.record().await;
     let in_second = page
         .wait_for_messages("the answer to finish in the second window", finished(2))
         .await;
     let second_states = page.recorded().await;
-    page.client
-        .switch_to_window(first)
-        .await
-        .expect("switch back to the first window");
+    page.switch_to(first).await;
     let in_first = page
         .wait_for_messages("the answer to finish in the first window", finished(2))
         .await;
@@ -394,31 +378,7 @@ pub async fn browser_chat_fits_a_375px_phone(stack: &Stack) {
 /// Through `make ui` a chat arrives line by line as it is written, as from the Worker itself (trunk serve's proxy
 /// held it: the agent's callback address lost its port), and the Origin check lets exactly the UI's origin through.
 pub async fn streams_line_by_line_and_admits_only_its_origin(ui: &UiLoop) {
-    let user = Client::signed_in(&ui.base).await;
-    let session = user.create_session().await;
-    let stream = user
-        .chat(&session.id, "[fixture:text][delay:120] through make ui")
-        .await;
-    assert_eq!(stream.status(), 200);
-    let lines = stream.collect().await;
-    let kinds: Vec<&str> = lines.iter().map(|l| l.envelope.event.kind()).collect();
-    assert!(
-        matches!(
-            lines.last().map(|l| &l.envelope.event),
-            Some(Event::Done { .. })
-        ),
-        "the answer ends done: {kinds:?}"
-    );
-    let arrivals: BTreeSet<_> = lines
-        .iter()
-        .filter(|l| matches!(l.envelope.event, Event::TextDelta { .. }))
-        .map(|l| l.at)
-        .collect();
-    assert!(
-        arrivals.len() >= 3,
-        "the text deltas, written 120 ms apart, arrived in {} reads: the relay buffered them ({kinds:?})",
-        arrivals.len()
-    );
+    let user = crate::chat::answer_streams_live(&ui.base).await;
 
     let cookie = user.cookie.clone().expect("a session cookie");
     let other = format!("http://127.0.0.1:{}", free_port());
@@ -476,26 +436,12 @@ pub async fn browser_an_approval_is_decided_from_a_second_window(stack: &Stack) 
     page.open(&format!("/s/{session}")).await;
     page.wait_for_attribute("approval", "data-state", "pending")
         .await;
-    let first = page.client.window().await.expect("the first window");
-    let second = page
-        .client
-        .new_window(false)
-        .await
-        .expect("a second window")
-        .handle;
-    page.client
-        .switch_to_window(second)
-        .await
-        .expect("switch to the second window");
-    page.open(&format!("/s/{session}")).await;
+    let first = page.open_in_second_window(&format!("/s/{session}")).await;
     page.type_into("approval-message", "not that one").await;
     page.click("approval-deny").await;
     page.wait_for_attribute("approval", "data-state", "denied")
         .await;
-    page.client
-        .switch_to_window(first)
-        .await
-        .expect("switch back to the first window");
+    page.switch_to(first).await;
     page.wait_for_attribute("approval", "data-state", "denied")
         .await;
     let outcome = page

@@ -9,7 +9,13 @@ use vf_protocol::Event;
 /// A chat returns `connected`, the `user-message`, several `text-delta`s arriving at separate times, and `done`;
 /// the reduced transcript is the agent's whole answer.
 pub async fn streams_the_answer_live(stack: &Stack) {
-    let user = Client::signed_in(&stack.base).await;
+    answer_streams_live(&stack.base).await;
+}
+
+/// [`streams_the_answer_live`] against the app at `base` (the Worker, or a UI server in front of it); returns
+/// the user it signed in.
+pub async fn answer_streams_live(base: &str) -> Client {
+    let user = Client::signed_in(base).await;
     let session = user.create_session().await;
     let stream = user
         .chat(&session.id, "[fixture:text][delay:120] Say hello")
@@ -82,4 +88,5 @@ pub async fn streams_the_answer_live(stack: &Stack) {
         full_text.clone(),
         "the streamed deltas add up to the final text"
     );
+    user
 }

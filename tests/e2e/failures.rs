@@ -7,7 +7,7 @@ use serde_json::json;
 use vf_e2e::callback::{execution_token, post_callback};
 use vf_e2e::client::Line;
 use vf_e2e::events::{execution_id, terminals, texts};
-use vf_e2e::process::{alive, wait_for_agent};
+use vf_e2e::process::{alive, running_chat, wait_for_agent, Running};
 use vf_e2e::{Client, Stack, StackOptions};
 use vf_protocol::{ErrorCode, Event};
 
@@ -21,11 +21,13 @@ fn error_code(lines: &[Line]) -> Option<ErrorCode> {
 /// Cancel stops the agent process in the sandbox (its status says so), ends the execution with a terminal
 /// event, and the session accepts the next prompt.
 pub async fn cancel_kills_the_sandbox_process(stack: &Stack) {
-    let user = Client::signed_in(&stack.base).await;
-    let session = user.create_session().await;
-    let mut stream = user.chat(&session.id, "[fixture:hang] think forever").await;
-    let execution = execution_id(&stream.next().await.expect("connected"));
-    let pid = wait_for_agent(&execution).await;
+    let Running {
+        user,
+        session,
+        stream,
+        agent: pid,
+        ..
+    } = running_chat(&stack.base, "[fixture:hang] think forever").await;
     let process = stack
         .sandbox_process(pid)
         .await
@@ -65,11 +67,11 @@ pub async fn cancel_kills_the_sandbox_process(stack: &Stack) {
 /// An agent killed mid-stream (its callback ends without a terminal event, its process is gone) ends the
 /// execution with `agent-crashed`.
 pub async fn a_killed_agent_yields_agent_crashed(stack: &Stack) {
-    let user = Client::signed_in(&stack.base).await;
-    let session = user.create_session().await;
-    let mut stream = user.chat(&session.id, "[fixture:text][delay:300] hi").await;
-    let execution = execution_id(&stream.next().await.expect("connected"));
-    let pid = wait_for_agent(&execution).await;
+    let Running {
+        mut stream,
+        agent: pid,
+        ..
+    } = running_chat(&stack.base, "[fixture:text][delay:300] hi").await;
     stream.next().await.expect("the user message");
     // SAFETY: killing a process this test found by its environment; no memory is involved.
     unsafe {

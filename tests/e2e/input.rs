@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use vf_e2e::callback::post_callback;
 use vf_e2e::client::uuid_like;
 use vf_e2e::events::{execution_id, terminals, texts, user_messages};
-use vf_e2e::process::{environ, wait_for_agent, wait_for_exit};
+use vf_e2e::process::{environ, running_chat, wait_for_agent, wait_for_exit, Running};
 use vf_e2e::{Client, EventStream, Stack};
 use vf_protocol::api::{CLAUDE_TOKEN_PREFIX, MAX_PROMPT_BYTES};
 use vf_protocol::{ErrorCode, Event};
@@ -296,11 +296,13 @@ pub async fn security_bad_input_gets_a_clear_4xx_and_loses_nothing(stack: &Stack
 /// write (`user-message`, `connected`), invalid UTF-8 and a line over 2 MB. The junk is skipped, the oversized
 /// line leaves a visible marker, and the events around them are stored in order.
 pub async fn security_hostile_agent_lines_are_contained(stack: &Stack) {
-    let user = Client::signed_in(&stack.base).await;
-    let session = user.create_session().await;
-    let mut stream = user.chat(&session.id, "[fixture:hang] wait").await;
-    let execution = execution_id(&stream.next().await.expect("connected"));
-    let agent = wait_for_agent(&execution).await;
+    let Running {
+        user,
+        session,
+        mut stream,
+        agent,
+        ..
+    } = running_chat(&stack.base, "[fixture:hang] wait").await;
     let bearer = environ(agent)["VF_STREAM_JWT"].clone();
     // The agent's own callback is connected first (its session-init arrived), so the posted body is the newest
     // connection of the execution, the one whose lines count.
@@ -377,11 +379,13 @@ pub async fn security_hostile_agent_lines_are_contained(stack: &Stack) {
 /// and silent. The watchdog ends the execution with `agent-crashed` after its window, kills the agent, keeps
 /// everything stored before, and the session takes the next prompt.
 pub async fn security_a_callback_body_that_never_ends_is_bounded(stack: &Stack) {
-    let user = Client::signed_in(&stack.base).await;
-    let session = user.create_session().await;
-    let mut stream = user.chat(&session.id, "[fixture:hang] freeze").await;
-    let execution = execution_id(&stream.next().await.expect("connected"));
-    let agent = wait_for_agent(&execution).await;
+    let Running {
+        user,
+        session,
+        mut stream,
+        agent,
+        ..
+    } = running_chat(&stack.base, "[fixture:hang] freeze").await;
     // Let the agent call back and store a few events first.
     let mut seen = Vec::new();
     while !texts(&seen).iter().any(|t| t.contains("about it")) {

@@ -6,8 +6,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use vf_e2e::client::uuid_like;
-use vf_e2e::events::execution_id;
-use vf_e2e::process::{environ, wait_for_agent, wait_for_child};
+use vf_e2e::process::{chat_with_agent, environ, wait_for_child};
 use vf_e2e::stack::{contains, files_under};
 use vf_e2e::wait::until_true;
 use vf_e2e::{Client, Stack};
@@ -52,12 +51,8 @@ pub async fn security_the_claude_token_stays_server_side(stack: &Stack) {
     assert!(!me.contains(secret_part), "/api/me shows the token: {me}");
 
     let session = user.client.create_session().await;
-    let mut stream = user
-        .client
-        .chat(&session.id, "[fixture:hang] secrets")
-        .await;
-    let execution = execution_id(&stream.next().await.expect("connected"));
-    let agent = wait_for_agent(&execution).await;
+    let (mut stream, _, agent) =
+        chat_with_agent(&user.client, &session.id, "[fixture:hang] secrets").await;
     let agent_env = environ(agent);
     assert_eq!(
         agent_env["CLAUDE_CODE_OAUTH_TOKEN"], token,

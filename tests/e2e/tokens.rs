@@ -8,8 +8,8 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 use vf_e2e::callback::{now_secs, post_callback, post_callback_authorized};
 use vf_e2e::client::{raw_header, uuid_like};
-use vf_e2e::events::{execution_id, texts};
-use vf_e2e::process::{environ, wait_for_agent};
+use vf_e2e::events::texts;
+use vf_e2e::process::{chat_with_agent, environ};
 use vf_e2e::{Client, Stack};
 use vf_protocol::token::{self, ExecutionClaims, MAX_TOKEN_LEN, SESSION_TOKEN_TTL_SECS};
 
@@ -241,12 +241,8 @@ pub async fn security_execution_tokens_are_bound_to_their_execution(stack: &Stac
     let bob = Client::login(&stack.base).await;
     let session = alice.client.create_session().await;
     let bobs = bob.client.create_session().await;
-    let mut stream = alice
-        .client
-        .chat(&session.id, "[fixture:hang] hold on")
-        .await;
-    let execution = execution_id(&stream.next().await.expect("connected"));
-    let agent = wait_for_agent(&execution).await;
+    let (stream, execution, agent) =
+        chat_with_agent(&alice.client, &session.id, "[fixture:hang] hold on").await;
     let real = environ(agent)["VF_STREAM_JWT"].clone();
     let claims = claims_of(&real);
     assert_eq!(claims["aud"], "vf-execution");

@@ -313,6 +313,29 @@ pub struct Page {
 }
 
 impl Page {
+    /// Opens `path` in a second window of the same browser (same user) and switches to it; returns the first
+    /// window, for [`Page::switch_to`].
+    pub async fn open_in_second_window(&self, path: &str) -> fantoccini::wd::WindowHandle {
+        let first = self.client.window().await.expect("the first window");
+        let second = self
+            .client
+            .new_window(false)
+            .await
+            .expect("a second window")
+            .handle;
+        self.switch_to(second).await;
+        self.open(path).await;
+        first
+    }
+
+    /// Switches to `window`.
+    pub async fn switch_to(&self, window: fantoccini::wd::WindowHandle) {
+        self.client
+            .switch_to_window(window)
+            .await
+            .expect("switch windows");
+    }
+
     /// Navigates to `path` of the app (`/login`, `/s/{id}?transport=do`…).
     pub async fn open(&self, path: &str) {
         self.client

@@ -4,6 +4,10 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use vf_protocol::api::SessionRecord;
+
+use crate::client::{Client, EventStream};
+use crate::events::execution_id;
 use crate::wait::until;
 
 /// How long a test waits for a process to appear or to end.
@@ -107,4 +111,41 @@ pub fn process_group(pid: u32) -> Option<u32> {
 /// Whether a process is alive (and not a zombie).
 pub fn alive(pid: u32) -> bool {
     stat(pid).is_some_and(|s| s.state != 'Z')
+}
+
+/// A new user's chat whose agent is running: the stream is past its `connected` line.
+pub struct Running {
+    pub user: Client,
+    pub session: SessionRecord,
+    pub stream: EventStream,
+    pub execution: String,
+    /// The agent's pid.
+    pub agent: u32,
+}
+
+/// Starts a chat of `user` in `session_id` and waits for its agent's process: the stream (past `connected`),
+/// the execution id and the agent's pid.
+pub async fn chat_with_agent(
+    user: &Client,
+    session_id: &str,
+    prompt: &str,
+) -> (EventStream, String, u32) {
+    let mut stream = user.chat(session_id, prompt).await;
+    let execution = execution_id(&stream.next().await.expect("connected"));
+    let agent = wait_for_agent(&execution).await;
+    (stream, execution, agent)
+}
+
+/// Signs a new user in, starts a chat with `prompt`, and waits for its agent's process.
+pub async fn running_chat(base: &str, prompt: &str) -> Running {
+    let user = Client::signed_in(base).await;
+    let session = user.create_session().await;
+    let (stream, execution, agent) = chat_with_agent(&user, &session.id, prompt).await;
+    Running {
+        user,
+        session,
+        stream,
+        execution,
+        agent,
+    }
 }

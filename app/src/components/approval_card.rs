@@ -90,8 +90,6 @@ pub fn ApprovalCard(
             sending.set(false);
         });
     };
-    let decide_allow = decide.clone();
-    let decide_session = decide.clone();
     view! {
         <section class="approval" data-testid="approval" data-state=state>
             <header class="approval-head">
@@ -107,27 +105,24 @@ pub fn ApprovalCard(
                 }
                 .into_any(),
                 None => {
-                    let (allow, session_allow, deny) =
-                        (decide_allow.clone(), decide_session.clone(), decide.clone());
+                    let button = |testid: &'static str, class: &'static str, label: &'static str, approved, scope| {
+                        let decide = decide.clone();
+                        view! {
+                            <button
+                                type="button"
+                                class=class
+                                data-testid=testid
+                                disabled=move || sending.get()
+                                on:click=move |_| decide(approved, scope)
+                            >
+                                {label}
+                            </button>
+                        }
+                    };
                     view! {
                         <div class="approval-actions">
-                            <button
-                                type="button"
-                                data-testid="approval-allow"
-                                disabled=move || sending.get()
-                                on:click=move |_| allow(true, ApprovalScope::Once)
-                            >
-                                "Allow"
-                            </button>
-                            <button
-                                type="button"
-                                class="ghost"
-                                data-testid="approval-allow-session"
-                                disabled=move || sending.get()
-                                on:click=move |_| session_allow(true, ApprovalScope::Session)
-                            >
-                                "Allow for this session"
-                            </button>
+                            {button("approval-allow", "", "Allow", true, ApprovalScope::Once)}
+                            {button("approval-allow-session", "ghost", "Allow for this session", true, ApprovalScope::Session)}
                             <input
                                 type="text"
                                 class="approval-message"
@@ -137,15 +132,7 @@ pub fn ApprovalCard(
                                 prop:value=move || message.get()
                                 on:input=move |ev| message.set(event_target_value(&ev))
                             />
-                            <button
-                                type="button"
-                                class="danger"
-                                data-testid="approval-deny"
-                                disabled=move || sending.get()
-                                on:click=move |_| deny(false, ApprovalScope::Once)
-                            >
-                                "Deny"
-                            </button>
+                            {button("approval-deny", "danger", "Deny", false, ApprovalScope::Once)}
                         </div>
                     }
                     .into_any()
