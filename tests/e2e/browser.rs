@@ -433,6 +433,9 @@ pub async fn browser_an_approval_is_decided_from_a_second_window(stack: &Stack) 
     page.send("[fixture:permission] run it").await;
     page.wait_for_attribute("approval", "data-state", "pending")
         .await;
+    let path = repo_root().join("tests/artifacts/approval-pending.png");
+    page.screenshot(&path).await;
+    println!("    screenshot: {}", path.display());
     page.open(&format!("/s/{session}")).await;
     page.wait_for_attribute("approval", "data-state", "pending")
         .await;
