@@ -71,18 +71,42 @@ pub enum Autonomy {
     Autonomous,
 }
 
-/// `POST /api/v15/chat`.
+/// The controls of one turn, as the prompt box sends them (and as the app remembers them per session). Absent
+/// fields leave the choice to the CLI (its default model, its default permission mode).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TurnOptions {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<SessionMode>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autonomy: Option<Autonomy>,
+}
+
+/// `POST /api/v15/chat`: `{sessionId, prompt, mode?, model?, autonomy?}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ChatRequest {
     pub session_id: String,
     pub prompt: String,
-    #[serde(default)]
-    pub mode: Option<SessionMode>,
-    #[serde(default)]
-    pub model: Option<String>,
-    #[serde(default)]
-    pub autonomy: Option<Autonomy>,
+    #[serde(flatten)]
+    pub turn: TurnOptions,
+}
+
+/// A session rule ("allow for this session"): calls of `tool_name` are allowed without asking.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionRule {
+    pub tool_name: String,
+    /// Milliseconds since the epoch.
+    pub created_at: i64,
+}
+
+/// `GET /api/v15/sessions/{id}/rules`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RulesResponse {
+    pub rules: Vec<SessionRule>,
 }
 
 /// Why a request body was refused; the message is shown to the user as it is.
@@ -108,7 +132,7 @@ impl ChatRequest {
                 self.prompt.len()
             )));
         }
-        if let Some(model) = &self.model {
+        if let Some(model) = &self.turn.model {
             let ok = !model.is_empty()
                 && model.len() <= 64
                 && model
@@ -269,9 +293,7 @@ mod tests {
         ChatRequest {
             session_id: "0b7c-11".into(),
             prompt: prompt.into(),
-            mode: None,
-            model: None,
-            autonomy: None,
+            turn: TurnOptions::default(),
         }
     }
 
@@ -287,9 +309,9 @@ mod tests {
         bad_id.session_id = "../etc".into();
         assert!(bad_id.validate().is_err());
         let mut model = chat("hi");
-        model.model = Some("claude-sonnet-4-5".into());
+        model.turn.model = Some("claude-sonnet-4-5".into());
         assert_eq!(model.validate(), Ok(()));
-        model.model = Some("a b".into());
+        model.turn.model = Some("a b".into());
         assert!(model.validate().is_err());
     }
 
@@ -299,8 +321,14 @@ mod tests {
             r#"{"sessionId":"s1","prompt":"p","mode":"plan","model":"m","autonomy":"autonomous"}"#,
         )
         .unwrap();
-        assert_eq!(req.mode, Some(SessionMode::Plan));
-        assert_eq!(req.autonomy, Some(Autonomy::Autonomous));
+        assert_eq!(req.turn.mode, Some(SessionMode::Plan));
+        assert_eq!(req.turn.autonomy, Some(Autonomy::Autonomous));
+        assert_eq!(req.turn.model.as_deref(), Some("m"));
+        let sent = serde_json::to_value(chat("p")).unwrap();
+        assert_eq!(
+            sent,
+            serde_json::json!({"sessionId": "0b7c-11", "prompt": "p"})
+        );
         assert!(serde_json::from_str::<ChatRequest>(r#"{"sessionId":"s1"}"#).is_err());
         assert!(serde_json::from_str::<ChatRequest>(r#"{"sessionId":1,"prompt":"p"}"#).is_err());
     }

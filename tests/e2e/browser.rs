@@ -463,3 +463,109 @@ pub async fn browser_an_approval_is_decided_from_a_second_window(stack: &Stack) 
         "Claude was told why: {shown:?}"
     );
 }
+
+/// The arguments of the CLI's last run whose `--model` was `model`.
+fn last_run_with_model(stack: &Stack, model: &str) -> Option<Vec<String>> {
+    std::fs::read_to_string(stack.args_log())
+        .unwrap_or_default()
+        .lines()
+        .rev()
+        .filter_map(|line| serde_json::from_str::<Vec<String>>(line).ok())
+        .find(|args| args.windows(2).any(|w| w[0] == "--model" && w[1] == model))
+}
+
+fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
+    args.windows(2)
+        .find(|w| w[0] == name)
+        .map(|w| w[1].as_str())
+}
+
+/// The prompt box's controls reach the CLI: autonomy and model as picked, then plan mode; they are remembered for
+/// the session across a reload, and a new session starts from the defaults (agent, standard, the CLI's model).
+pub async fn browser_the_turn_controls_reach_the_cli(stack: &Stack) {
+    let (_browser, page, session) = new_chat(stack).await;
+    for (id, default) in [
+        ("turn-mode", "agent"),
+        ("turn-autonomy", "standard"),
+        ("turn-model", ""),
+    ] {
+        assert_eq!(
+            page.js(&format!(
+                "return document.querySelector('[data-testid=\"{id}\"]').value;"
+            ))
+            .await,
+            default,
+            "{id} starts at its default"
+        );
+    }
+    page.choose("turn-autonomy", "conservative").await;
+    page.choose("turn-model", "opus").await;
+    page.send("[fixture:text] controls").await;
+    page.wait_for_messages("the answer to finish", finished(2))
+        .await;
+    let args = last_run_with_model(stack, "opus").expect("a run with --model opus");
+    assert_eq!(
+        flag(&args, "--permission-mode"),
+        Some("default"),
+        "conservative: {args:?}"
+    );
+
+    page.open(&format!("/s/{session}")).await;
+    page.wait_ready().await;
+    page.wait_for_attribute("turn-model", "data-value", "opus")
+        .await;
+    page.choose("turn-mode", "plan").await;
+    page.choose("turn-model", "haiku").await;
+    page.wait_for_attribute("turn-autonomy", "disabled", "")
+        .await;
+    page.send("[fixture:text] plan it").await;
+    page.wait_for_messages("the second answer to finish", finished(4))
+        .await;
+    let args = last_run_with_model(stack, "haiku").expect("a run with --model haiku");
+    assert_eq!(
+        flag(&args, "--permission-mode"),
+        Some("plan"),
+        "plan mode: {args:?}"
+    );
+
+    page.open("/").await;
+    page.new_session().await;
+    page.wait_for_attribute("turn-autonomy", "data-value", "standard")
+        .await;
+    page.wait_for_attribute("turn-model", "data-value", "")
+        .await;
+    page.close().await;
+}
+
+/// "Allow for this session" leaves a rule the chat bar lists; forgetting it empties the list, on the server too.
+pub async fn browser_session_rules_are_listed_and_forgotten(stack: &Stack) {
+    let (_browser, page, session) = new_chat(stack).await;
+    page.send("[fixture:permission-twice] twice").await;
+    page.click("approval-allow-session").await;
+    page.wait_for_messages("the answer to finish", finished(2))
+        .await;
+    page.click("rules").await;
+    let listed = page
+        .wait_until(
+            "the rule to be listed",
+            "(e => e && e.textContent)(document.querySelector('[data-testid=\"rule\"] code'))",
+        )
+        .await;
+    assert_eq!(listed, "Bash");
+    page.click("rule-forget").await;
+    page.element("rules-empty").await;
+    let rules: Value = page
+        .api()
+        .await
+        .get(&format!("/api/v15/sessions/{session}/rules"))
+        .await
+        .json()
+        .await
+        .expect("the rules as JSON");
+    assert_eq!(
+        rules["rules"],
+        serde_json::json!([]),
+        "forgotten on the server"
+    );
+    page.close().await;
+}

@@ -408,6 +408,16 @@ impl Page {
             .unwrap_or_else(|e| panic!("click {id}: {e}"));
     }
 
+    /// Picks the option with `value` in the `<select>` `id`, once it is enabled (the browser fires `change`).
+    pub async fn choose(&self, id: &str, value: &str) {
+        self.click(id).await;
+        self.element(id)
+            .await
+            .select_by_value(value)
+            .await
+            .unwrap_or_else(|e| panic!("choose {value} in {id}: {e}"));
+    }
+
     /// Types `text` into `id` (key by key, as a user would).
     pub async fn type_into(&self, id: &str, text: &str) {
         self.element(id)

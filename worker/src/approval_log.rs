@@ -3,7 +3,7 @@
 //! `confirmation-result` event commit together.
 
 use serde::Deserialize;
-use vf_protocol::api::AgentDecision;
+use vf_protocol::api::{AgentDecision, SessionRule};
 use vf_protocol::DecidedBy;
 use worker::{SqlStorage, SqlStorageValue};
 
@@ -36,14 +36,6 @@ impl ApprovalRow {
             updated_input: None,
         })
     }
-}
-
-/// A session rule: calls of `tool_name` are allowed without asking.
-#[derive(Debug, Clone, Deserialize, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Rule {
-    pub tool_name: String,
-    pub created_at: i64,
 }
 
 fn wire<T: serde::de::DeserializeOwned>(name: Option<&str>) -> Option<T> {
@@ -151,7 +143,7 @@ impl ApprovalLog {
 
     /// Whether a session rule allows `tool_name`.
     pub fn has_rule(&self, tool_name: &str) -> ApiResult<bool> {
-        let rules: Vec<Rule> = self
+        let rules: Vec<SessionRule> = self
             .sql
             .exec(
                 "SELECT tool_name AS toolName, created_at AS createdAt FROM rules WHERE tool_name = ?",
@@ -169,7 +161,7 @@ impl ApprovalLog {
         Ok(())
     }
 
-    pub fn rules(&self) -> ApiResult<Vec<Rule>> {
+    pub fn rules(&self) -> ApiResult<Vec<SessionRule>> {
         Ok(self
             .sql
             .exec(

@@ -8,9 +8,11 @@ mod error_banner;
 mod login_page;
 mod message_view;
 mod prompt_box;
+mod session_rules;
 mod sessions_page;
 mod tool_card;
 mod top_bar;
+mod turn_controls;
 
 pub use admin_page::AdminPage;
 pub use approval_card::{ApprovalCard, CurrentSession};

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use futures::channel::oneshot;
 use serde::{Deserialize, Serialize};
-use vf_protocol::api::{AgentDecision, ApproveRequest, ApproveResponse};
+use vf_protocol::api::{AgentDecision, ApproveRequest, ApproveResponse, RulesResponse};
 use vf_protocol::{ApprovalScope, DecidedBy, Event};
 use worker::{Request, Response};
 
@@ -212,10 +212,10 @@ impl Agent {
 
     /// `GET /rules`: the session's "allow for this session" rules.
     pub(super) fn handle_rules(&self) -> ApiResult<Response> {
-        Ok(http::json(
-            200,
-            &serde_json::json!({ "rules": self.approvals.rules()? }),
-        ))
+        let rules = RulesResponse {
+            rules: self.approvals.rules()?,
+        };
+        Ok(http::json(200, &rules))
     }
 
     /// `DELETE /rules[?tool=NAME]`: forgets one rule, or all of them.
