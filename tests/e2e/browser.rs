@@ -518,6 +518,9 @@ pub async fn browser_the_turn_controls_reach_the_cli(stack: &Stack) {
     page.choose("turn-model", "haiku").await;
     page.wait_for_attribute("turn-autonomy", "disabled", "")
         .await;
+    let path = repo_root().join("tests/artifacts/turn-controls.png");
+    page.screenshot(&path).await;
+    println!("    screenshot: {}", path.display());
     page.send("[fixture:text] plan it").await;
     page.wait_for_messages("the second answer to finish", finished(4))
         .await;
@@ -552,6 +555,9 @@ pub async fn browser_session_rules_are_listed_and_forgotten(stack: &Stack) {
         )
         .await;
     assert_eq!(listed, "Bash");
+    let path = repo_root().join("tests/artifacts/session-rules.png");
+    page.screenshot(&path).await;
+    println!("    screenshot: {}", path.display());
     page.click("rule-forget").await;
     page.element("rules-empty").await;
     let rules: Value = page

@@ -391,8 +391,8 @@ impl Page {
             .unwrap_or_else(|e| panic!("find {id}: {e}"))
     }
 
-    /// Clicks `id` once it is there and enabled.
-    pub async fn click(&self, id: &str) {
+    /// Waits until `id` is there and enabled.
+    async fn wait_enabled(&self, id: &str) {
         self.wait_until(
             &format!("{id} to be enabled"),
             &format!(
@@ -401,6 +401,11 @@ impl Page {
             ),
         )
         .await;
+    }
+
+    /// Clicks `id` once it is there and enabled.
+    pub async fn click(&self, id: &str) {
+        self.wait_enabled(id).await;
         self.element(id)
             .await
             .click()
@@ -410,7 +415,7 @@ impl Page {
 
     /// Picks the option with `value` in the `<select>` `id`, once it is enabled (the browser fires `change`).
     pub async fn choose(&self, id: &str, value: &str) {
-        self.click(id).await;
+        self.wait_enabled(id).await;
         self.element(id)
             .await
             .select_by_value(value)

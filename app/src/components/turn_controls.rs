@@ -7,54 +7,76 @@ use crate::browser;
 
 /// The models offered: the CLI's aliases, which follow each family's newest model. "Default" sends none and leaves
 /// the choice to the CLI (or the user's settings in the sandbox).
-const MODELS: [(&str, &str); 4] = [
-    ("", "Default model"),
-    ("sonnet", "Sonnet"),
-    ("opus", "Opus"),
-    ("haiku", "Haiku"),
+const MODELS: [Choice<()>; 4] = [
+    ((), "", "Default model", "The CLI's default model"),
+    ((), "sonnet", "Sonnet", "Claude Sonnet, the newest"),
+    ((), "opus", "Opus", "Claude Opus, the newest"),
+    ((), "haiku", "Haiku", "Claude Haiku, the newest"),
 ];
 
-const MODES: [(SessionMode, &str, &str); 2] = [
-    (SessionMode::Agent, "agent", "Agent"),
+/// Each choice: its value, its wire name, its label and what it means (the option's tooltip).
+type Choice<T> = (T, &'static str, &'static str, &'static str);
+
+const MODES: [Choice<SessionMode>; 2] = [
+    (
+        SessionMode::Agent,
+        "agent",
+        "Agent",
+        "Claude reads, edits and runs commands",
+    ),
     (
         SessionMode::Plan,
         "plan",
-        "Plan (read and propose, change nothing)",
+        "Plan",
+        "Claude reads and proposes a plan; it changes nothing",
     ),
 ];
 
-const AUTONOMIES: [(Autonomy, &str, &str); 3] = [
+const AUTONOMIES: [Choice<Autonomy>; 3] = [
     (
         Autonomy::Conservative,
         "conservative",
-        "Conservative: ask for edits and commands",
+        "Conservative",
+        "Claude asks before every edit and command",
     ),
     (
         Autonomy::Standard,
         "standard",
-        "Standard: edit freely, ask for commands",
+        "Standard",
+        "Claude edits files freely and asks before commands",
     ),
-    (Autonomy::Autonomous, "autonomous", "Autonomous: never ask"),
+    (
+        Autonomy::Autonomous,
+        "autonomous",
+        "Autonomous",
+        "Claude never asks (the sandbox is the boundary)",
+    ),
 ];
 
 /// The wire name of `value` in `table`, or `unset` when there is none.
 fn wire_of<T: PartialEq + Copy>(
-    table: &[(T, &'static str, &'static str)],
+    table: &[Choice<T>],
     value: Option<T>,
     unset: &'static str,
 ) -> &'static str {
     table
         .iter()
         .find(|(v, ..)| Some(*v) == value)
-        .map_or(unset, |(_, wire, _)| *wire)
+        .map_or(unset, |(_, wire, ..)| *wire)
 }
 
-fn value_of<T: Copy>(table: &[(T, &'static str, &'static str)], wire: &str) -> Option<T> {
-    table.iter().find(|(_, w, _)| *w == wire).map(|(v, ..)| *v)
+fn value_of<T: Copy>(table: &[Choice<T>], wire: &str) -> Option<T> {
+    table.iter().find(|(_, w, ..)| *w == wire).map(|(v, ..)| *v)
 }
 
-fn labels<T>(table: &[(T, &'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
-    table.iter().map(|(_, wire, text)| (*wire, *text)).collect()
+/// The options of a picker: wire name, label, meaning.
+type Options = Vec<(&'static str, &'static str, &'static str)>;
+
+fn options<T>(table: &[Choice<T>]) -> Options {
+    table
+        .iter()
+        .map(|(_, wire, label, meaning)| (*wire, *label, *meaning))
+        .collect()
 }
 
 fn storage_key(session: &str) -> String {
@@ -80,12 +102,12 @@ pub fn remember(session: &str, turn: &TurnOptions) {
     }
 }
 
-/// One `<select>` of the controls: `options` as (wire value, label); `chosen` is the wire value selected.
+/// One `<select>` of the controls; `chosen` is the wire name selected.
 #[component]
 fn Picker(
     testid: &'static str,
     label: &'static str,
-    options: Vec<(&'static str, &'static str)>,
+    options: Options,
     #[prop(into)] chosen: Signal<&'static str>,
     #[prop(into)] disabled: Signal<bool>,
     on_pick: impl Fn(String) + 'static,
@@ -101,9 +123,9 @@ fn Picker(
         >
             {options
                 .into_iter()
-                .map(|(value, text)| {
+                .map(|(value, text, meaning)| {
                     view! {
-                        <option value=value prop:selected=move || chosen.get() == value>
+                        <option value=value title=meaning prop:selected=move || chosen.get() == value>
                             {text}
                         </option>
                     }
@@ -129,8 +151,8 @@ pub fn TurnControls(
         turn.with(|t| {
             MODELS
                 .iter()
-                .find(|(wire, _)| t.model.as_deref().unwrap_or("") == *wire)
-                .map_or("", |(wire, _)| *wire)
+                .find(|(_, wire, ..)| t.model.as_deref().unwrap_or("") == *wire)
+                .map_or("", |(_, wire, ..)| *wire)
         })
     });
     view! {
@@ -138,7 +160,7 @@ pub fn TurnControls(
             <Picker
                 testid="turn-mode"
                 label="Mode"
-                options=labels(&MODES)
+                options=options(&MODES)
                 chosen=mode
                 disabled=disabled
                 on_pick=move |wire| turn.update(|t| t.mode = value_of(&MODES, &wire))
@@ -146,7 +168,7 @@ pub fn TurnControls(
             <Picker
                 testid="turn-autonomy"
                 label="Autonomy"
-                options=labels(&AUTONOMIES)
+                options=options(&AUTONOMIES)
                 chosen=autonomy
                 disabled=Signal::derive(move || disabled.get() || plan.get())
                 on_pick=move |wire| turn.update(|t| t.autonomy = value_of(&AUTONOMIES, &wire))
@@ -154,7 +176,7 @@ pub fn TurnControls(
             <Picker
                 testid="turn-model"
                 label="Model"
-                options=MODELS.to_vec()
+                options=options(&MODELS)
                 chosen=model
                 disabled=disabled
                 on_pick=move |wire| turn.update(|t| t.model = Some(wire).filter(|w| !w.is_empty()))
