@@ -15,6 +15,9 @@ use crate::config;
 use crate::error::{ApiError, ApiResult};
 use crate::http;
 
+/// The tool through which Claude asks the user questions; its approval carries the answers.
+const ASK_USER_QUESTION: &str = "AskUserQuestion";
+
 /// An approval nobody answers within this is denied (`by: "timeout"`).
 pub(super) const APPROVAL_TIMEOUT_MS: u64 = 10 * 60 * 1000;
 /// How long the agent's poll is held open before it is told "still pending" (204) and asks again: under the
@@ -38,7 +41,7 @@ fn denial(row: &ApprovalRow, by: DecidedBy, message: &str) -> AgentDecision {
         scope: ApprovalScope::Once,
         message: Some(message.into()),
         by,
-        updated_input: None,
+        answers: None,
     }
 }
 
@@ -69,7 +72,7 @@ impl Agent {
                         scope: ApprovalScope::Session,
                         message: None,
                         by: DecidedBy::Rule,
-                        updated_input: None,
+                        answers: None,
                     };
                     self.decide(&row, allow)?;
                 }
@@ -96,6 +99,7 @@ impl Agent {
                 scope: decision.scope,
                 message: decision.message.clone(),
                 by: decision.by,
+                answers: decision.answers.clone(),
             }],
         )?;
         let waiting = self.waiters.borrow_mut().remove(&decision.approval_id);
@@ -123,13 +127,19 @@ impl Agent {
                 "this approval is no longer pending".into(),
             ));
         }
+        if request.answers.is_some() && row.tool_name != ASK_USER_QUESTION {
+            return Err(ApiError::BadRequest(format!(
+                "answers are for Claude's questions, not for a {} call",
+                row.tool_name
+            )));
+        }
         let decision = AgentDecision {
             approval_id: row.id.clone(),
             approved: request.approved,
             scope: request.scope.unwrap_or_default(),
             message: request.message,
             by: DecidedBy::User,
-            updated_input: None,
+            answers: request.answers,
         };
         if !self.decide(&row, decision)? {
             return Err(ApiError::Conflict(
