@@ -267,7 +267,9 @@ impl ApproveRequest {
             let mut kept = Answers::new();
             for (question, answer) in answers {
                 if question.trim().is_empty() || question.chars().count() > MAX_QUESTION_CHARS {
-                    return Err(Invalid::Bad("an answer's question is empty or too long".into()));
+                    return Err(Invalid::Bad(
+                        "an answer's question is empty or too long".into(),
+                    ));
                 }
                 let answer = shortened(&answer)
                     .ok_or_else(|| Invalid::Bad(format!("the answer to {question:?} is empty")))?;
@@ -402,7 +404,11 @@ mod tests {
             .unwrap()
             .validate()
         };
-        let ok = with(true, serde_json::json!({"Which database?": "  PostgreSQL "})).unwrap();
+        let ok = with(
+            true,
+            serde_json::json!({"Which database?": "  PostgreSQL "}),
+        )
+        .unwrap();
         assert_eq!(
             ok.answers.unwrap()["Which database?"],
             "PostgreSQL",
@@ -414,7 +420,11 @@ mod tests {
         ));
         assert!(with(true, serde_json::json!({"Which?": "   "})).is_err());
         assert!(with(true, serde_json::json!({"": "A"})).is_err());
-        assert!(with(true, serde_json::json!({"q".repeat(MAX_QUESTION_CHARS + 1): "A"})).is_err());
+        assert!(with(
+            true,
+            serde_json::json!({"q".repeat(MAX_QUESTION_CHARS + 1): "A"})
+        )
+        .is_err());
         let many: serde_json::Map<String, serde_json::Value> = (0..=MAX_ANSWERS)
             .map(|i| (format!("q{i}"), "a".into()))
             .collect();

@@ -255,7 +255,11 @@ pub fn branch(line: &str, allowed: bool, answer: &Answer) -> Option<String> {
                 Some(answers) => answers
                     .iter()
                     .map(|(question, answer)| {
-                        format!("{}={}", json!(question), json!(answer.as_str().unwrap_or("")))
+                        format!(
+                            "{}={}",
+                            json!(question),
+                            json!(answer.as_str().unwrap_or(""))
+                        )
                     })
                     .collect::<Vec<_>>()
                     .join(", "),

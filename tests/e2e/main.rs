@@ -9,6 +9,7 @@ mod failures;
 mod headers;
 mod input;
 mod ownership;
+mod questions;
 mod secrets;
 mod stall;
 mod tokens;
@@ -116,6 +117,8 @@ async fn main() {
                 approvals::approvals_allow_for_this_session_answers_later_requests,
                 approvals::approvals_cancel_while_pending_ends_the_turn,
                 approvals::approvals_an_unanswered_approval_times_out,
+                questions::questions_are_answered_from_a_second_client,
+                questions::plans_are_approved_or_sent_back,
                 // Last on this stack: it restarts wrangler.
                 approvals::approvals_a_pending_approval_survives_a_worker_restart,
             ],

@@ -4,7 +4,7 @@ use leptos::prelude::*;
 use vf_protocol::transcript::Message;
 
 use super::session_rules::SessionRules;
-use super::turn_controls::{remember, remembered};
+use super::turn_controls::{remember, remembered, SessionTurn};
 use super::{ConnectionBadge, CurrentSession, ErrorBanner, MessageView, PromptBox};
 use crate::hooks::use_agent_session::{use_agent_session_with_options, UseAgentSessionOptions};
 use crate::hooks::UseAgentSessionReturn;
@@ -54,6 +54,7 @@ pub fn ChatPanel(
     provide_context(CurrentSession(session_id));
     // The turn's controls, per session: loaded when the session changes, remembered when they change.
     let turn = RwSignal::new(remembered(&session_id.get_untracked()));
+    provide_context(SessionTurn(turn));
     Effect::watch(
         move || session_id.get(),
         move |id, _, _| turn.set(remembered(id)),

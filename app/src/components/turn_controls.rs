@@ -79,6 +79,11 @@ fn options<T>(table: &[Choice<T>]) -> Options {
         .collect()
 }
 
+/// The chat's turn controls, for the components inside it that change them (an approved plan switches to agent
+/// mode).
+#[derive(Clone, Copy)]
+pub struct SessionTurn(pub RwSignal<TurnOptions>);
+
 fn storage_key(session: &str) -> String {
     format!("vf-turn:{session}")
 }
