@@ -79,6 +79,8 @@ async fn main() {
             browser::browser_an_approval_is_decided_from_a_second_window,
             browser::browser_the_turn_controls_reach_the_cli,
             browser::browser_session_rules_are_listed_and_forgotten,
+            browser::browser_questions_are_answered_from_a_second_window,
+            browser::browser_a_plan_is_approved_then_one_is_sent_back,
             // Security and hostile input (issue 6); the log scan last, after everything above has logged.
             tokens::security_callback_tokens_are_refused_before_a_do_wakes,
             tokens::security_execution_tokens_are_bound_to_their_execution,
