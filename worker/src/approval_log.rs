@@ -221,9 +221,20 @@ mod tests {
             scope: Some("session".into()),
             message: None,
             decided_by: Some("rule".into()),
+            answers: None,
         };
         let decision = row.decision().unwrap();
         assert!(decision.approved);
+        assert_eq!(decision.answers, None);
+        let answered = ApprovalRow {
+            tool_name: "AskUserQuestion".into(),
+            answers: Some(r#"{"Which?":"A, B"}"#.into()),
+            ..row.clone()
+        };
+        assert_eq!(
+            answered.decision().unwrap().answers.unwrap()["Which?"],
+            "A, B"
+        );
         assert_eq!(decision.scope, ApprovalScope::Session);
         assert_eq!(decision.by, DecidedBy::Rule);
         assert_eq!(
