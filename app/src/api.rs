@@ -8,7 +8,8 @@ use leptos::prelude::window;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use vf_protocol::api::{
-    ApproveRequest, ChatRequest, CreateSessionRequest, ErrorBody, LoginRequest, Me, SessionRecord,
+    ApproveRequest, ChatRequest, CreateSessionRequest, ErrorBody, LoginRequest, Me, RulesResponse,
+    SessionRecord,
 };
 use vf_protocol::flags::{FlagUpdate, FlagsResponse};
 use wasm_bindgen::{JsCast, JsValue};
@@ -230,6 +231,19 @@ pub async fn approve(request: &ApproveRequest) -> ApiResult<()> {
     send("POST", "/api/v15/approve", Call::json(request))
         .await
         .map(drop)
+}
+
+/// The session's "allow for this session" rules.
+pub async fn rules(session_id: &str) -> ApiResult<RulesResponse> {
+    let path = format!("/api/v15/sessions/{session_id}/rules");
+    json(send("GET", &path, Call::default()).await?).await
+}
+
+/// Forgets one rule: Claude asks again before its next call of `tool_name`.
+pub async fn forget_rule(session_id: &str, tool_name: &str) -> ApiResult<()> {
+    let tool = String::from(js_sys::encode_uri_component(tool_name));
+    let path = format!("/api/v15/sessions/{session_id}/rules/{tool}");
+    send("DELETE", &path, Call::default()).await.map(drop)
 }
 
 pub async fn cancel(session_id: &str) -> ApiResult<()> {

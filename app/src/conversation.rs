@@ -1,6 +1,6 @@
 //! One session's conversation as the hook keeps it: the transcript reducer, plus a prompt sent but not yet seen.
 
-use vf_protocol::transcript::{Message, Role, Status, Transcript};
+use vf_protocol::transcript::{Approval, Message, Role, Status, Transcript};
 use vf_protocol::{Envelope, Event};
 
 /// What applying a batch of events changed.
@@ -11,6 +11,8 @@ pub struct Applied {
     pub changed_from: Option<usize>,
     /// An answer that was being written when the batch started and ended in it.
     pub finished: Option<Finished>,
+    /// Approvals asked for in the batch and still waiting for a person at its end.
+    pub asked: Vec<Approval>,
 }
 
 /// An answer that just ended: what a notification or an error banner says about it.
@@ -85,9 +87,19 @@ impl Conversation {
                 status: m.status.clone(),
                 text: m.text(),
             });
+        let asked = batch
+            .iter()
+            .filter_map(|e| match &e.event {
+                Event::Confirmation { approval_id, .. } => Some(approval_id),
+                _ => None,
+            })
+            .filter_map(|id| self.transcript.pending_approvals().find(|a| a.id == *id))
+            .cloned()
+            .collect();
         Applied {
             changed_from: changed.then_some(before.saturating_sub(1)),
             finished,
+            asked,
         }
     }
 }
@@ -162,6 +174,29 @@ mod tests {
         let finished = a.finished.expect("the answer ended");
         assert_eq!(finished.text, "partial answer");
         assert!(matches!(finished.status, Status::Done { .. }));
+    }
+
+    #[test]
+    fn reports_approvals_still_waiting_at_the_end_of_the_batch() {
+        let ask = |id: &str| -> Event {
+            serde_json::from_value(serde_json::json!({
+                "type": "confirmation", "approvalId": id, "toolName": "Bash", "input": {"command": "ls"}
+            }))
+            .unwrap()
+        };
+        let decided: Event = serde_json::from_value(serde_json::json!({
+            "type": "confirmation-result", "approvalId": "a1", "approved": true, "scope": "once", "by": "user"
+        }))
+        .unwrap();
+        let mut c = Conversation::default();
+        c.apply(&[stored(1, user("hi"))]);
+        // Asked and decided in one batch (a replay of a decided approval): nobody needs telling.
+        let a = c.apply(&[stored(2, ask("a1")), stored(3, decided)]);
+        assert!(a.asked.is_empty());
+        let a = c.apply(&[stored(4, ask("a2"))]);
+        assert_eq!(a.asked.len(), 1);
+        assert_eq!(a.asked[0].id, "a2");
+        assert_eq!(a.asked[0].tool_name, "Bash");
     }
 
     #[test]

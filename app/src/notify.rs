@@ -1,11 +1,13 @@
-//! Browser notifications for answers that end while the tab is hidden: asked for once, never nagged about.
+//! Browser notifications while the tab is hidden: an answer ended, or Claude asks for approval; asked for once.
 
 use leptos::prelude::window;
-use vf_protocol::transcript::Status;
+use vf_protocol::transcript::{Approval, Status};
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::JsCast;
 use web_sys::{Notification, NotificationOptions, NotificationPermission};
 
-use crate::browser;
 use crate::conversation::Finished;
+use crate::{browser, tool_detail};
 
 /// Set once the permission prompt was shown, whatever the answer: the app never asks twice.
 const ASKED_KEY: &str = "vf-notifications-asked";
@@ -54,20 +56,53 @@ fn excerpt(text: &str) -> String {
     }
 }
 
-/// Shows the notification if the tab is hidden and the user allowed notifications.
-pub fn answer_finished(finished: &Finished) {
+/// The title and body of the notification for an approval Claude waits for.
+pub fn describe_approval(approval: &Approval) -> (String, String) {
+    let hint = tool_detail::tool_hint(&approval.input)
+        .map(|hint| excerpt(&hint))
+        .unwrap_or_default();
+    (
+        format!("Claude Code asks to use {}", approval.tool_name),
+        hint,
+    )
+}
+
+/// Shows a notification if the tab is hidden and the user allowed notifications; a click on it brings the tab
+/// forward. Notifications with the same `tag` replace each other.
+fn show(title: &str, body: &str, tag: &str) {
     if !supported()
         || !browser::is_hidden()
         || Notification::permission() != NotificationPermission::Granted
     {
         return;
     }
-    let (title, body) = describe(finished);
     let options = NotificationOptions::new();
-    options.set_body(&body);
-    options.set_tag("vf-answer");
+    options.set_body(body);
+    options.set_tag(tag);
     options.set_icon("/favicon.svg");
-    let _ = Notification::new_with_options(&title, &options);
+    let Ok(notification) = Notification::new_with_options(title, &options) else {
+        return;
+    };
+    let shown = notification.clone();
+    let focus = Closure::<dyn FnMut()>::new(move || {
+        let _ = window().focus();
+        shown.close();
+    });
+    notification.set_onclick(Some(focus.as_ref().unchecked_ref()));
+    // The handler lives as long as the notification, which the browser owns.
+    focus.forget();
+}
+
+/// An answer ended.
+pub fn answer_finished(finished: &Finished) {
+    let (title, body) = describe(finished);
+    show(&title, &body, "vf-answer");
+}
+
+/// Claude waits for a decision: one notification per approval.
+pub fn approval_needed(approval: &Approval) {
+    let (title, body) = describe_approval(approval);
+    show(&title, &body, &format!("vf-approval-{}", approval.id));
 }
 
 #[cfg(test)]
@@ -97,6 +132,21 @@ mod tests {
             text: String::new(),
         };
         assert_eq!(describe(&failed).1, "no answer in time");
+    }
+
+    #[test]
+    fn describes_an_approval() {
+        let approval = Approval {
+            id: "a1".into(),
+            tool_name: "Bash".into(),
+            input: serde_json::json!({"command": "cargo test"}),
+            tool_use_id: None,
+            suggestions: None,
+            decision: None,
+        };
+        let (title, body) = describe_approval(&approval);
+        assert_eq!(title, "Claude Code asks to use Bash");
+        assert_eq!(body, "cargo test");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::{ApprovalScope, DecidedBy};
+use crate::event::{Answers, ApprovalScope, DecidedBy};
 
 /// Prompts over this size are refused with 413: far above any typed or pasted question, far below what would
 /// strain a row, a KV value or a process environment.
@@ -71,18 +71,42 @@ pub enum Autonomy {
     Autonomous,
 }
 
-/// `POST /api/v15/chat`.
+/// The controls of one turn, as the prompt box sends them (and as the app remembers them per session). Absent
+/// fields leave the choice to the CLI (its default model, its default permission mode).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TurnOptions {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<SessionMode>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autonomy: Option<Autonomy>,
+}
+
+/// `POST /api/v15/chat`: `{sessionId, prompt, mode?, model?, autonomy?}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ChatRequest {
     pub session_id: String,
     pub prompt: String,
-    #[serde(default)]
-    pub mode: Option<SessionMode>,
-    #[serde(default)]
-    pub model: Option<String>,
-    #[serde(default)]
-    pub autonomy: Option<Autonomy>,
+    #[serde(flatten)]
+    pub turn: TurnOptions,
+}
+
+/// A session rule ("allow for this session"): calls of `tool_name` are allowed without asking.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionRule {
+    pub tool_name: String,
+    /// Milliseconds since the epoch.
+    pub created_at: i64,
+}
+
+/// `GET /api/v15/sessions/{id}/rules`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RulesResponse {
+    pub rules: Vec<SessionRule>,
 }
 
 /// Why a request body was refused; the message is shown to the user as it is.
@@ -108,7 +132,7 @@ impl ChatRequest {
                 self.prompt.len()
             )));
         }
-        if let Some(model) = &self.model {
+        if let Some(model) = &self.turn.model {
             let ok = !model.is_empty()
                 && model.len() <= 64
                 && model
@@ -210,7 +234,15 @@ pub struct ApproveRequest {
     pub scope: Option<ApprovalScope>,
     #[serde(default)]
     pub message: Option<String>,
+    /// The answers to Claude's questions: only to allow an `AskUserQuestion` confirmation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answers: Option<Answers>,
 }
+
+/// At most this many answers (the CLI asks 1 to 4 questions).
+pub const MAX_ANSWERS: usize = 8;
+/// A question is a sentence; its text is the answer's key.
+pub const MAX_QUESTION_CHARS: usize = 1_000;
 
 impl ApproveRequest {
     /// Checks the ids; cuts an over-long message at [`MAX_APPROVAL_MESSAGE_CHARS`] (a message is advice to
@@ -222,15 +254,29 @@ impl ApproveRequest {
         if !is_valid_id(&self.approval_id) {
             return Err(Invalid::Bad("approvalId is not a valid id".into()));
         }
-        self.message = self
-            .message
-            .map(|m| {
-                m.trim()
-                    .chars()
-                    .take(MAX_APPROVAL_MESSAGE_CHARS)
-                    .collect::<String>()
-            })
-            .filter(|m| !m.is_empty());
+        self.message = self.message.as_deref().and_then(shortened);
+        if let Some(answers) = self.answers.take() {
+            if !self.approved {
+                return Err(Invalid::Bad("answers go with approved: true".into()));
+            }
+            if answers.len() > MAX_ANSWERS {
+                return Err(Invalid::Bad(format!(
+                    "at most {MAX_ANSWERS} answers are taken"
+                )));
+            }
+            let mut kept = Answers::new();
+            for (question, answer) in answers {
+                if question.trim().is_empty() || question.chars().count() > MAX_QUESTION_CHARS {
+                    return Err(Invalid::Bad(
+                        "an answer's question is empty or too long".into(),
+                    ));
+                }
+                let answer = shortened(&answer)
+                    .ok_or_else(|| Invalid::Bad(format!("the answer to {question:?} is empty")))?;
+                kept.insert(question, answer);
+            }
+            self.answers = Some(kept);
+        }
         Ok(self)
     }
 }
@@ -255,10 +301,21 @@ pub struct AgentDecision {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     pub by: DecidedBy,
-    /// The tool input to run with, when the user changed it (answers to Claude's questions); else the input
-    /// Claude asked with.
+    /// The user's answers, when Claude asked questions: the agent adds them to the tool's input.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub updated_input: Option<serde_json::Value>,
+    pub answers: Option<Answers>,
+}
+
+/// A message or an answer as kept: trimmed, cut at [`MAX_APPROVAL_MESSAGE_CHARS`] (advice to Claude, so a long
+/// paste is shortened rather than refused); None when empty.
+fn shortened(text: &str) -> Option<String> {
+    Some(
+        text.trim()
+            .chars()
+            .take(MAX_APPROVAL_MESSAGE_CHARS)
+            .collect::<String>(),
+    )
+    .filter(|t| !t.is_empty())
 }
 
 #[cfg(test)]
@@ -269,9 +326,7 @@ mod tests {
         ChatRequest {
             session_id: "0b7c-11".into(),
             prompt: prompt.into(),
-            mode: None,
-            model: None,
-            autonomy: None,
+            turn: TurnOptions::default(),
         }
     }
 
@@ -287,9 +342,9 @@ mod tests {
         bad_id.session_id = "../etc".into();
         assert!(bad_id.validate().is_err());
         let mut model = chat("hi");
-        model.model = Some("claude-sonnet-4-5".into());
+        model.turn.model = Some("claude-sonnet-4-5".into());
         assert_eq!(model.validate(), Ok(()));
-        model.model = Some("a b".into());
+        model.turn.model = Some("a b".into());
         assert!(model.validate().is_err());
     }
 
@@ -299,8 +354,14 @@ mod tests {
             r#"{"sessionId":"s1","prompt":"p","mode":"plan","model":"m","autonomy":"autonomous"}"#,
         )
         .unwrap();
-        assert_eq!(req.mode, Some(SessionMode::Plan));
-        assert_eq!(req.autonomy, Some(Autonomy::Autonomous));
+        assert_eq!(req.turn.mode, Some(SessionMode::Plan));
+        assert_eq!(req.turn.autonomy, Some(Autonomy::Autonomous));
+        assert_eq!(req.turn.model.as_deref(), Some("m"));
+        let sent = serde_json::to_value(chat("p")).unwrap();
+        assert_eq!(
+            sent,
+            serde_json::json!({"sessionId": "0b7c-11", "prompt": "p"})
+        );
         assert!(serde_json::from_str::<ChatRequest>(r#"{"sessionId":"s1"}"#).is_err());
         assert!(serde_json::from_str::<ChatRequest>(r#"{"sessionId":1,"prompt":"p"}"#).is_err());
     }
@@ -331,6 +392,49 @@ mod tests {
         assert!(
             serde_json::from_str::<ApproveRequest>(r#"{"sessionId":"s1","approvalId":"a1"}"#)
                 .is_err()
+        );
+    }
+
+    #[test]
+    fn answers_are_checked_and_kept_trimmed() {
+        let with = |approved: bool, answers: serde_json::Value| {
+            serde_json::from_value::<ApproveRequest>(serde_json::json!({
+                "sessionId": "s1", "approvalId": "a1", "approved": approved, "answers": answers
+            }))
+            .unwrap()
+            .validate()
+        };
+        let ok = with(
+            true,
+            serde_json::json!({"Which database?": "  PostgreSQL "}),
+        )
+        .unwrap();
+        assert_eq!(
+            ok.answers.unwrap()["Which database?"],
+            "PostgreSQL",
+            "trimmed"
+        );
+        assert!(matches!(
+            with(false, serde_json::json!({"Which?": "A"})),
+            Err(Invalid::Bad(m)) if m.contains("approved")
+        ));
+        assert!(with(true, serde_json::json!({"Which?": "   "})).is_err());
+        assert!(with(true, serde_json::json!({"": "A"})).is_err());
+        assert!(with(
+            true,
+            serde_json::json!({"q".repeat(MAX_QUESTION_CHARS + 1): "A"})
+        )
+        .is_err());
+        let many: serde_json::Map<String, serde_json::Value> = (0..=MAX_ANSWERS)
+            .map(|i| (format!("q{i}"), "a".into()))
+            .collect();
+        assert!(with(true, serde_json::Value::Object(many)).is_err());
+        assert!(
+            serde_json::from_value::<ApproveRequest>(serde_json::json!({
+                "sessionId": "s1", "approvalId": "a1", "approved": true, "answers": {"q": 1}
+            }))
+            .is_err(),
+            "answers are text"
         );
     }
 

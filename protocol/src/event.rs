@@ -1,6 +1,13 @@
 //! The events of the agent protocol: what the agent emits, what the DO stores, what every client reads.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
+
+/// The user's answers to Claude's questions (`AskUserQuestion`), as the CLI reads them from the tool's input:
+/// question text → the chosen option's label (several labels joined by ", " for a multiple choice), or the text the
+/// user typed instead.
+pub type Answers = BTreeMap<String, String>;
 
 /// One event of the protocol. Names and fields follow the original VaporForge agent protocol, so clients and
 /// agents of that system interoperate with ours. In events, `sessionId` is *Claude's* session id.
@@ -78,6 +85,9 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         message: Option<String>,
         by: DecidedBy,
+        /// The answers, when the confirmation asked Claude's questions.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        answers: Option<Answers>,
     },
     /// Keeps idle streams open through proxies; never stored.
     Heartbeat,

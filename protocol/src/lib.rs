@@ -18,6 +18,6 @@ pub mod watchdog;
 
 pub use decode::{DecodeError, EnvelopeDecoder};
 pub use event::{
-    AgentLine, ApprovalScope, DecidedBy, Envelope, ErrorCode, Event, StoredLines, Usage,
+    AgentLine, Answers, ApprovalScope, DecidedBy, Envelope, ErrorCode, Event, StoredLines, Usage,
 };
 pub use framer::{FrameError, LineFramer};

@@ -5,7 +5,7 @@
 //! resumes with `after=N` and happens to receive an overlap shows nothing twice. Events without a seq (the
 //! legacy WebSocket path) are applied as they come.
 
-use crate::event::{ApprovalScope, DecidedBy, Envelope, ErrorCode, Event, Usage};
+use crate::event::{Answers, ApprovalScope, DecidedBy, Envelope, ErrorCode, Event, Usage};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -42,6 +42,8 @@ pub struct Decision {
     pub scope: ApprovalScope,
     pub message: Option<String>,
     pub by: DecidedBy,
+    /// The answers to Claude's questions, when it asked some.
+    pub answers: Option<Answers>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -226,6 +228,7 @@ impl Transcript {
                 scope,
                 message,
                 by,
+                answers,
             } => {
                 let Some(approval) = self.approval_mut(approval_id) else {
                     return false;
@@ -235,6 +238,7 @@ impl Transcript {
                     scope: *scope,
                     message: message.clone(),
                     by: *by,
+                    answers: answers.clone(),
                 });
             }
         }
@@ -445,6 +449,7 @@ mod tests {
                 scope: ApprovalScope::Once,
                 message: Some("not now".into()),
                 by: DecidedBy::User,
+                answers: None,
             }
         )));
         let pending: Vec<&str> = t.pending_approvals().map(|a| a.id.as_str()).collect();
@@ -470,6 +475,7 @@ mod tests {
                 scope: ApprovalScope::Session,
                 message: None,
                 by: DecidedBy::Rule,
+                answers: None,
             }
         )));
     }

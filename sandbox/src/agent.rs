@@ -174,7 +174,12 @@ async fn drive(config: &AgentConfig, output: &mut Output) -> Result<Option<Child
         }
     };
     let stdin = cli.stdin.take().expect("stdin is piped");
-    let mut controller = Controller::start(stdin, &query.prompt, approvals);
+    let mut controller = Controller::start(
+        stdin,
+        &query.prompt,
+        approvals,
+        claude::mode_after_plan(turn.autonomy),
+    );
     let mut lines = Lines::new(
         cli.stdout.take().expect("stdout is piped"),
         MAX_CLI_LINE_BYTES,

@@ -14,10 +14,11 @@ pub const DEFAULT_DELAY: Duration = Duration::from_millis(40);
 /// Recorded sessions in the CLI's own stream-json format. Besides CLI lines, a fixture may hold directives only the
 /// fake understands (`{"_fake":"sleep","ms":200}`, `{"_fake":"exit","code":1}`, `{"_fake":"hang"}`,
 /// `{"_fake":"raw","text":"not json"}`, `{"_fake":"ask","request":{"subtype":"can_use_tool",…}}`), lines printed
-/// only after a permission was given or refused (`{"_if":"allowed",…}`, `{"_if":"denied",…}`, which may quote the
-/// refusal as `{{message}}`) and placeholders (`{{session_id}}`, `{{new_session_id}}`, `{{cwd}}`, `{{model}}`,
+/// only after a permission was given or refused (`{"_if":"allowed",…}`, `{"_if":"denied",…}`; a refusal may be
+/// quoted as `{{message}}`, an allow's answers to `AskUserQuestion` as `{{answers}}` and the permission mode an
+/// approved plan switched to as `{{mode}}`) and placeholders (`{{session_id}}`, `{{new_session_id}}`, `{{cwd}}`, `{{model}}`,
 /// `{{permission_mode}}`).
-pub const FIXTURES: [(&str, &str); 11] = [
+pub const FIXTURES: [(&str, &str); 13] = [
     ("demo", include_str!("../fixtures/demo.jsonl")),
     ("text", include_str!("../fixtures/text.jsonl")),
     ("tool", include_str!("../fixtures/tool.jsonl")),
@@ -42,6 +43,12 @@ pub const FIXTURES: [(&str, &str); 11] = [
         "permission-twice",
         include_str!("../fixtures/permission-twice.jsonl"),
     ),
+    // Asks two questions (`AskUserQuestion`: one single choice, one multiple choice) and answers with what the user
+    // chose.
+    ("question", include_str!("../fixtures/question.jsonl")),
+    // Presents a plan (`ExitPlanMode`); approved, it says which mode it now works in; refused, it quotes the
+    // user's message.
+    ("plan", include_str!("../fixtures/plan.jsonl")),
 ];
 
 pub fn fixture(name: &str) -> Option<&'static str> {
@@ -237,15 +244,48 @@ fn escape(value: &str) -> String {
     quoted[1..quoted.len() - 1].to_string()
 }
 
-/// A `{"_if":"denied"}` line with the refusal's message in place of `{{message}}`.
-pub fn fill_message(line: &str, message: &str) -> String {
-    line.replace("{{message}}", &escape(message))
+/// The line of a `{"_if":…}` branch as printed after `answer`, or None when it is for the other outcome. A denial
+/// fills in `{{message}}`; an allow fills in `{{answers}}` (`"question"="answer"`, as the CLI tells Claude) and
+/// `{{mode}}` (the mode of a `setMode` permission update, else `unchanged`).
+pub fn branch(line: &str, allowed: bool, answer: &Answer) -> Option<String> {
+    match (answer, allowed) {
+        (Answer::Denied(message), false) => Some(line.replace("{{message}}", &escape(message))),
+        (Answer::Allowed(allow), true) => {
+            let answers = match allow["updatedInput"]["answers"].as_object() {
+                Some(answers) => answers
+                    .iter()
+                    .map(|(question, answer)| {
+                        format!(
+                            "{}={}",
+                            json!(question),
+                            json!(answer.as_str().unwrap_or(""))
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                None => "(none)".to_string(),
+            };
+            let mode = allow["updatedPermissions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|update| update["type"] == "setMode")
+                .and_then(|update| update["mode"].as_str())
+                .unwrap_or("unchanged");
+            Some(
+                line.replace("{{answers}}", &escape(&answers))
+                    .replace("{{mode}}", &escape(mode)),
+            )
+        }
+        _ => None,
+    }
 }
 
-/// The caller's answer to a `can_use_tool` request.
+/// The caller's answer to a `can_use_tool` request: allowed with its `allow` body (`updatedInput`, maybe
+/// `updatedPermissions`), or denied with a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
-    Allowed,
+    Allowed(Value),
     Denied(String),
 }
 
@@ -259,7 +299,7 @@ pub fn answer(response: &Value) -> Result<Answer, String> {
     }
     let body = &response["response"];
     match body["behavior"].as_str() {
-        Some("allow") if body["updatedInput"].is_object() => Ok(Answer::Allowed),
+        Some("allow") if body["updatedInput"].is_object() => Ok(Answer::Allowed(body.clone())),
         Some("deny") => body["message"]
             .as_str()
             .map(|message| Answer::Denied(message.to_string()))
@@ -462,19 +502,14 @@ mod tests {
                 assert!(results <= 1, "{name}");
             }
             for step in &steps {
+                let allowed = Answer::Allowed(json!({"updatedInput": {}}));
+                let denied = Answer::Denied("m".into());
                 match step {
-                    Step::Print(l)
-                    | Step::Branch {
-                        allowed: true,
-                        line: l,
-                    } => {
-                        assert!(!l.contains("{{"), "{name}: {l}")
-                    }
-                    Step::Branch {
-                        allowed: false,
-                        line,
-                    } => {
-                        assert!(!fill_message(line, "m").contains("{{"), "{name}: {line}")
+                    Step::Print(l) => assert!(!l.contains("{{"), "{name}: {l}"),
+                    Step::Branch { allowed: a, line } => {
+                        let answer = if *a { &allowed } else { &denied };
+                        let filled = branch(line, *a, answer).unwrap();
+                        assert!(!filled.contains("{{"), "{name}: {line}");
                     }
                     Step::Ask(request) => {
                         assert_eq!(request["subtype"], "can_use_tool", "{name}");
@@ -496,10 +531,16 @@ mod tests {
                 .count()
         };
         assert_eq!(
-            [asks("permission"), asks("permission-twice"), asks("demo")],
-            [1, 2, 1]
+            [
+                asks("permission"),
+                asks("permission-twice"),
+                asks("demo"),
+                asks("question"),
+                asks("plan")
+            ],
+            [1, 2, 1, 1, 1]
         );
-        let branch = steps(fixture("permission").unwrap(), &vars(), false)
+        let line = steps(fixture("permission").unwrap(), &vars(), false)
             .unwrap()
             .into_iter()
             .find_map(|s| match s {
@@ -510,14 +551,32 @@ mod tests {
                 _ => None,
             })
             .unwrap();
-        assert!(!branch.contains("_if"));
-        let filled: Value =
-            serde_json::from_str(&fill_message(&branch, "a \"quoted\" no")).unwrap();
+        assert!(!line.contains("_if"));
+        let denied = Answer::Denied("a \"quoted\" no".into());
+        assert_eq!(branch(&line, true, &denied), None, "not for a denial");
+        let filled: Value = serde_json::from_str(&branch(&line, false, &denied).unwrap()).unwrap();
         assert_eq!(
             filled["message"]["content"][0]["content"],
             "a \"quoted\" no"
         );
         assert_eq!(filled["message"]["content"][0]["is_error"], true);
+    }
+
+    #[test]
+    fn an_allow_fills_in_the_answers_and_the_mode() {
+        let line = r#"{"text":"You answered: {{answers}} in {{mode}} mode"}"#;
+        let allow = Answer::Allowed(json!({"behavior": "allow",
+            "updatedInput": {"questions": [], "answers": {"Which \"one\"?": "A, B"}},
+            "updatedPermissions": [{"type": "setMode", "mode": "acceptEdits", "destination": "session"}]}));
+        let filled: Value = serde_json::from_str(&branch(line, true, &allow).unwrap()).unwrap();
+        assert_eq!(
+            filled["text"],
+            r#"You answered: "Which \"one\"?"="A, B" in acceptEdits mode"#
+        );
+        let bare = Answer::Allowed(json!({"behavior": "allow", "updatedInput": {}}));
+        let filled: Value = serde_json::from_str(&branch(line, true, &bare).unwrap()).unwrap();
+        assert_eq!(filled["text"], "You answered: (none) in unchanged mode");
+        assert_eq!(branch(line, false, &bare), None);
     }
 
     #[test]
@@ -528,7 +587,9 @@ mod tests {
             answer(&success(
                 json!({"behavior": "allow", "updatedInput": {"command": "ls"}})
             )),
-            Ok(Answer::Allowed)
+            Ok(Answer::Allowed(
+                json!({"behavior": "allow", "updatedInput": {"command": "ls"}})
+            ))
         );
         assert_eq!(
             answer(&success(json!({"behavior": "deny", "message": "no"}))),

@@ -25,14 +25,14 @@ pub fn options() -> StackOptions {
 }
 
 /// A user with two clients (two logins of the same Claude token: two tabs, or a laptop and a phone).
-async fn two_clients(stack: &Stack) -> (Client, Client) {
+pub(crate) async fn two_clients(stack: &Stack) -> (Client, Client) {
     let login = Client::login(&stack.base).await;
     let second = Client::login_with(&stack.base, &login.claude_token).await;
     (login.client, second.client)
 }
 
 /// Reads `stream` until an event `pick` accepts; returns it and everything read.
-async fn read_until<T>(
+pub(crate) async fn read_until<T>(
     stream: &mut EventStream,
     seen: &mut Vec<Line>,
     pick: impl Fn(&Event) -> Option<T>,
@@ -50,7 +50,10 @@ async fn read_until<T>(
 }
 
 /// The next `confirmation`: its approval id, tool name and input.
-async fn confirmation(stream: &mut EventStream, seen: &mut Vec<Line>) -> (String, String, Value) {
+pub(crate) async fn confirmation(
+    stream: &mut EventStream,
+    seen: &mut Vec<Line>,
+) -> (String, String, Value) {
     read_until(stream, seen, |e| match e {
         Event::Confirmation {
             approval_id,
@@ -106,14 +109,14 @@ async fn asked(stack: &Stack) -> Asked {
     }
 }
 
-async fn approve(client: &Client, body: Value) -> (u16, Value) {
+pub(crate) async fn approve(client: &Client, body: Value) -> (u16, Value) {
     let response = client.post("/api/v15/approve", body).await;
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
 /// The control responses the fake CLI received, in order (it logs them into its args log).
-fn control_responses(stack: &Stack) -> Vec<Value> {
+pub(crate) fn control_responses(stack: &Stack) -> Vec<Value> {
     std::fs::read_to_string(stack.args_log())
         .unwrap_or_default()
         .lines()
@@ -122,7 +125,7 @@ fn control_responses(stack: &Stack) -> Vec<Value> {
         .collect()
 }
 
-fn done(lines: &[Line]) {
+pub(crate) fn done(lines: &[Line]) {
     assert!(
         matches!(
             terminals(lines).as_slice(),

@@ -463,3 +463,230 @@ pub async fn browser_an_approval_is_decided_from_a_second_window(stack: &Stack) 
         "Claude was told why: {shown:?}"
     );
 }
+
+/// The arguments of the CLI's last run whose `--model` was `model`.
+fn last_run_with_model(stack: &Stack, model: &str) -> Option<Vec<String>> {
+    std::fs::read_to_string(stack.args_log())
+        .unwrap_or_default()
+        .lines()
+        .rev()
+        .filter_map(|line| serde_json::from_str::<Vec<String>>(line).ok())
+        .find(|args| args.windows(2).any(|w| w[0] == "--model" && w[1] == model))
+}
+
+fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
+    args.windows(2)
+        .find(|w| w[0] == name)
+        .map(|w| w[1].as_str())
+}
+
+/// The prompt box's controls reach the CLI: autonomy and model as picked, then plan mode; they are remembered for
+/// the session across a reload, and a new session starts from the defaults (agent, standard, the CLI's model).
+pub async fn browser_the_turn_controls_reach_the_cli(stack: &Stack) {
+    let (_browser, page, session) = new_chat(stack).await;
+    for (id, default) in [
+        ("turn-mode", "agent"),
+        ("turn-autonomy", "standard"),
+        ("turn-model", ""),
+    ] {
+        assert_eq!(
+            page.js(&format!(
+                "return document.querySelector('[data-testid=\"{id}\"]').value;"
+            ))
+            .await,
+            default,
+            "{id} starts at its default"
+        );
+    }
+    page.choose("turn-autonomy", "conservative").await;
+    page.choose("turn-model", "opus").await;
+    page.send("[fixture:text] controls").await;
+    page.wait_for_messages("the answer to finish", finished(2))
+        .await;
+    let args = last_run_with_model(stack, "opus").expect("a run with --model opus");
+    assert_eq!(
+        flag(&args, "--permission-mode"),
+        Some("default"),
+        "conservative: {args:?}"
+    );
+
+    page.open(&format!("/s/{session}")).await;
+    page.wait_ready().await;
+    page.wait_for_attribute("turn-model", "data-value", "opus")
+        .await;
+    page.choose("turn-mode", "plan").await;
+    page.choose("turn-model", "haiku").await;
+    page.wait_for_attribute("turn-autonomy", "disabled", "")
+        .await;
+    let path = repo_root().join("tests/artifacts/turn-controls.png");
+    page.screenshot(&path).await;
+    println!("    screenshot: {}", path.display());
+    page.send("[fixture:text] plan it").await;
+    page.wait_for_messages("the second answer to finish", finished(4))
+        .await;
+    let args = last_run_with_model(stack, "haiku").expect("a run with --model haiku");
+    assert_eq!(
+        flag(&args, "--permission-mode"),
+        Some("plan"),
+        "plan mode: {args:?}"
+    );
+
+    page.open("/").await;
+    page.new_session().await;
+    page.wait_for_attribute("turn-autonomy", "data-value", "standard")
+        .await;
+    page.wait_for_attribute("turn-model", "data-value", "")
+        .await;
+    page.close().await;
+}
+
+/// "Allow for this session" leaves a rule the chat bar lists; forgetting it empties the list, on the server too.
+pub async fn browser_session_rules_are_listed_and_forgotten(stack: &Stack) {
+    let (_browser, page, session) = new_chat(stack).await;
+    page.send("[fixture:permission-twice] twice").await;
+    page.click("approval-allow-session").await;
+    page.wait_for_messages("the answer to finish", finished(2))
+        .await;
+    page.click("rules").await;
+    let listed = page
+        .wait_until(
+            "the rule to be listed",
+            "(e => e && e.textContent)(document.querySelector('[data-testid=\"rule\"] code'))",
+        )
+        .await;
+    assert_eq!(listed, "Bash");
+    let path = repo_root().join("tests/artifacts/session-rules.png");
+    page.screenshot(&path).await;
+    println!("    screenshot: {}", path.display());
+    page.click("rule-forget").await;
+    page.element("rules-empty").await;
+    let rules: Value = page
+        .api()
+        .await
+        .get(&format!("/api/v15/sessions/{session}/rules"))
+        .await
+        .json()
+        .await
+        .expect("the rules as JSON");
+    assert_eq!(
+        rules["rules"],
+        serde_json::json!([]),
+        "forgotten on the server"
+    );
+    page.close().await;
+}
+
+/// Claude's questions in the browser: the form shows both questions with their options; a reload in the middle
+/// keeps it actionable; a second window answers (one option; two options and a typed answer), and both windows
+/// show the answers, which Claude quotes.
+pub async fn browser_questions_are_answered_from_a_second_window(stack: &Stack) {
+    let (_browser, page, session) = new_chat(stack).await;
+    page.send("[fixture:question] plan the app").await;
+    page.wait_for_attribute("approval", "data-state", "pending")
+        .await;
+    assert_eq!(
+        page.js("return document.querySelectorAll('[data-testid=\"question\"]').length;")
+            .await,
+        2,
+        "two questions"
+    );
+    page.open(&format!("/s/{session}")).await;
+    page.wait_for_attribute("approval", "data-kind", "question")
+        .await;
+    let first = page.open_in_second_window(&format!("/s/{session}")).await;
+    page.click_labelled("question-option", "SQLite").await;
+    page.click_labelled("question-option", "Sign-in").await;
+    page.click_labelled("question-option", "Export").await;
+    // The second question's free-text answer (the first question's field is the first in the page).
+    page.js(
+        "const field = document.querySelectorAll('[data-testid=\"question-other-text\"]')[1];
+         field.focus();",
+    )
+    .await;
+    page.client
+        .active_element()
+        .await
+        .expect("the focused field")
+        .send_keys("Tags")
+        .await
+        .expect("typing");
+    let path = repo_root().join("tests/artifacts/question-pending.png");
+    page.screenshot(&path).await;
+    println!("    screenshot: {}", path.display());
+    page.click("question-submit").await;
+    page.wait_for_attribute("approval", "data-state", "allowed")
+        .await;
+    page.switch_to(first).await;
+    page.wait_for_attribute("approval", "data-state", "allowed")
+        .await;
+    let answers = page
+        .wait_until(
+            "the answers in the first window",
+            "(e => e && e.textContent)(document.querySelector('[data-testid=\"question-answers\"]'))",
+        )
+        .await;
+    let answers = answers.as_str().unwrap_or_default();
+    assert!(
+        answers.contains("SQLite") && answers.contains("Sign-in, Export, Tags"),
+        "{answers}"
+    );
+    let shown = page
+        .wait_for_messages("the answer to finish", finished(2))
+        .await;
+    assert_done(&page, &shown).await;
+    assert!(
+        shown[1].text.contains("Sign-in, Export, Tags"),
+        "Claude read the answers: {shown:?}"
+    );
+}
+
+/// A plan in the browser: rendered as markdown (its table too), approved with the switch to agent mode on, after
+/// which the session's mode picker says agent; a second plan is sent back with a message that Claude quotes.
+pub async fn browser_a_plan_is_approved_then_one_is_sent_back(stack: &Stack) {
+    let (_browser, page, _session) = new_chat(stack).await;
+    page.choose("turn-mode", "plan").await;
+    page.send("[fixture:plan] add a flag").await;
+    page.wait_for_attribute("approval", "data-kind", "plan")
+        .await;
+    let table = page
+        .wait_until(
+            "the plan's table",
+            "(e => e && e.querySelector('table') !== null)(document.querySelector('[data-testid=\"plan-body\"]'))",
+        )
+        .await;
+    assert_eq!(table, true, "the plan is rendered markdown");
+    let path = repo_root().join("tests/artifacts/plan-pending.png");
+    page.screenshot(&path).await;
+    println!("    screenshot: {}", path.display());
+    page.click("plan-approve").await;
+    page.wait_for_attribute("approval", "data-state", "allowed")
+        .await;
+    page.wait_for_attribute("turn-mode", "data-value", "agent")
+        .await;
+    let shown = page
+        .wait_for_messages("the answer to finish", finished(2))
+        .await;
+    assert!(shown[1].text.contains("acceptEdits mode"), "{shown:?}");
+
+    page.choose("turn-mode", "plan").await;
+    page.send("[fixture:plan] again").await;
+    page.wait_until(
+        "the second plan",
+        "document.querySelectorAll('[data-testid=\"approval\"][data-state=\"pending\"]').length === 1",
+    )
+    .await;
+    page.type_into("plan-message", "cover the error path").await;
+    page.click("plan-keep").await;
+    let shown = page
+        .wait_for_messages("the second answer to finish", finished(4))
+        .await;
+    assert!(
+        shown[3]
+            .text
+            .contains("Back to planning: cover the error path"),
+        "{shown:?}"
+    );
+    page.wait_for_attribute("turn-mode", "data-value", "plan")
+        .await;
+    page.close().await;
+}

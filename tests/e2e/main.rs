@@ -9,6 +9,7 @@ mod failures;
 mod headers;
 mod input;
 mod ownership;
+mod questions;
 mod secrets;
 mod stall;
 mod tokens;
@@ -76,6 +77,10 @@ async fn main() {
             browser::browser_flag_off_uses_the_legacy_websocket,
             browser::browser_chat_fits_a_375px_phone,
             browser::browser_an_approval_is_decided_from_a_second_window,
+            browser::browser_the_turn_controls_reach_the_cli,
+            browser::browser_session_rules_are_listed_and_forgotten,
+            browser::browser_questions_are_answered_from_a_second_window,
+            browser::browser_a_plan_is_approved_then_one_is_sent_back,
             // Security and hostile input (issue 6); the log scan last, after everything above has logged.
             tokens::security_callback_tokens_are_refused_before_a_do_wakes,
             tokens::security_execution_tokens_are_bound_to_their_execution,
@@ -114,6 +119,8 @@ async fn main() {
                 approvals::approvals_allow_for_this_session_answers_later_requests,
                 approvals::approvals_cancel_while_pending_ends_the_turn,
                 approvals::approvals_an_unanswered_approval_times_out,
+                questions::questions_are_answered_from_a_second_client,
+                questions::plans_are_approved_or_sent_back,
                 // Last on this stack: it restarts wrangler.
                 approvals::approvals_a_pending_approval_survives_a_worker_restart,
             ],

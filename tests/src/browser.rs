@@ -391,8 +391,8 @@ impl Page {
             .unwrap_or_else(|e| panic!("find {id}: {e}"))
     }
 
-    /// Clicks `id` once it is there and enabled.
-    pub async fn click(&self, id: &str) {
+    /// Waits until `id` is there and enabled.
+    async fn wait_enabled(&self, id: &str) {
         self.wait_until(
             &format!("{id} to be enabled"),
             &format!(
@@ -401,11 +401,46 @@ impl Page {
             ),
         )
         .await;
+    }
+
+    /// Clicks `id` once it is there and enabled.
+    pub async fn click(&self, id: &str) {
+        self.wait_enabled(id).await;
         self.element(id)
             .await
             .click()
             .await
             .unwrap_or_else(|e| panic!("click {id}: {e}"));
+    }
+
+    /// Clicks the element `id` whose `data-label` is `label` (one of several alike: the options of a question).
+    pub async fn click_labelled(&self, id: &str, label: &str) {
+        let selector = format!("{}[data-label=\"{label}\"]", testid(id));
+        // Into the middle of the window: at its top edge the sticky chat bar would take the click.
+        self.wait_until(
+            &format!("{id} {label:?} to appear"),
+            &format!(
+                "(e => e !== null && (e.scrollIntoView({{block: 'center'}}), true))(document.querySelector('{selector}'))"
+            ),
+        )
+        .await;
+        self.client
+            .find(Locator::Css(&selector))
+            .await
+            .unwrap_or_else(|e| panic!("find {selector}: {e}"))
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("click {selector}: {e}"));
+    }
+
+    /// Picks the option with `value` in the `<select>` `id`, once it is enabled (the browser fires `change`).
+    pub async fn choose(&self, id: &str, value: &str) {
+        self.wait_enabled(id).await;
+        self.element(id)
+            .await
+            .select_by_value(value)
+            .await
+            .unwrap_or_else(|e| panic!("choose {value} in {id}: {e}"));
     }
 
     /// Types `text` into `id` (key by key, as a user would).

@@ -3,7 +3,7 @@
 //! `confirmation-result` event commit together.
 
 use serde::Deserialize;
-use vf_protocol::api::AgentDecision;
+use vf_protocol::api::{AgentDecision, SessionRule};
 use vf_protocol::DecidedBy;
 use worker::{SqlStorage, SqlStorageValue};
 
@@ -21,6 +21,8 @@ pub struct ApprovalRow {
     pub scope: Option<String>,
     pub message: Option<String>,
     pub decided_by: Option<String>,
+    /// The answers to Claude's questions, as JSON.
+    pub answers: Option<String>,
 }
 
 impl ApprovalRow {
@@ -33,17 +35,12 @@ impl ApprovalRow {
             scope: wire(self.scope.as_deref()).unwrap_or_default(),
             message: self.message.clone(),
             by: wire(self.decided_by.as_deref()).unwrap_or(DecidedBy::User),
-            updated_input: None,
+            answers: self
+                .answers
+                .as_deref()
+                .and_then(|json| serde_json::from_str(json).ok()),
         })
     }
-}
-
-/// A session rule: calls of `tool_name` are allowed without asking.
-#[derive(Debug, Clone, Deserialize, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Rule {
-    pub tool_name: String,
-    pub created_at: i64,
 }
 
 fn wire<T: serde::de::DeserializeOwned>(name: Option<&str>) -> Option<T> {
@@ -65,12 +62,18 @@ fn int(v: u64) -> SqlStorageValue {
     SqlStorageValue::Integer(i64::try_from(v).unwrap_or(i64::MAX))
 }
 
+/// A row of `pragma_table_info`.
+#[derive(Deserialize)]
+struct Column {
+    name: String,
+}
+
 pub struct ApprovalLog {
     sql: SqlStorage,
 }
 
 const COLUMNS: &str =
-    "id, execution_id, tool_name, created_at, approved, scope, message, decided_by";
+    "id, execution_id, tool_name, created_at, approved, scope, message, decided_by, answers";
 
 impl ApprovalLog {
     /// Opens the tables, creating them on first use.
@@ -78,9 +81,16 @@ impl ApprovalLog {
         sql.exec(
             "CREATE TABLE IF NOT EXISTS approvals(id TEXT PRIMARY KEY, execution_id TEXT NOT NULL, \
              tool_name TEXT NOT NULL, created_at INTEGER NOT NULL, approved INTEGER, scope TEXT, \
-             message TEXT, decided_by TEXT, decided_at INTEGER)",
+             message TEXT, decided_by TEXT, decided_at INTEGER, answers TEXT)",
             None,
         )?;
+        // Tables made before answers existed get the column; nothing stored changes.
+        let columns: Vec<Column> = sql
+            .exec("SELECT name FROM pragma_table_info('approvals')", None)?
+            .to_array()?;
+        if !columns.iter().any(|c| c.name == "answers") {
+            sql.exec("ALTER TABLE approvals ADD COLUMN answers TEXT", None)?;
+        }
         sql.exec(
             "CREATE TABLE IF NOT EXISTS rules(tool_name TEXT PRIMARY KEY, created_at INTEGER NOT NULL)",
             None,
@@ -133,14 +143,18 @@ impl ApprovalLog {
         let changed = self
             .sql
             .exec(
-                "UPDATE approvals SET approved = ?, scope = ?, message = ?, decided_by = ?, decided_at = ? \
-                 WHERE id = ? AND approved IS NULL RETURNING id",
+                "UPDATE approvals SET approved = ?, scope = ?, message = ?, decided_by = ?, decided_at = ?, \
+                 answers = ? WHERE id = ? AND approved IS NULL RETURNING id",
                 vec![
                     int(u64::from(decision.approved)),
                     text(&wire_name(decision.scope)),
                     decision.message.as_deref().map_or(SqlStorageValue::Null, text),
                     text(&wire_name(decision.by)),
                     int(now_ms),
+                    decision
+                        .answers
+                        .as_ref()
+                        .map_or(SqlStorageValue::Null, |a| text(&serde_json::to_string(a).unwrap_or_default())),
                     text(&decision.approval_id),
                 ],
             )?
@@ -151,7 +165,7 @@ impl ApprovalLog {
 
     /// Whether a session rule allows `tool_name`.
     pub fn has_rule(&self, tool_name: &str) -> ApiResult<bool> {
-        let rules: Vec<Rule> = self
+        let rules: Vec<SessionRule> = self
             .sql
             .exec(
                 "SELECT tool_name AS toolName, created_at AS createdAt FROM rules WHERE tool_name = ?",
@@ -169,7 +183,7 @@ impl ApprovalLog {
         Ok(())
     }
 
-    pub fn rules(&self) -> ApiResult<Vec<Rule>> {
+    pub fn rules(&self) -> ApiResult<Vec<SessionRule>> {
         Ok(self
             .sql
             .exec(
@@ -207,9 +221,20 @@ mod tests {
             scope: Some("session".into()),
             message: None,
             decided_by: Some("rule".into()),
+            answers: None,
         };
         let decision = row.decision().unwrap();
         assert!(decision.approved);
+        assert_eq!(decision.answers, None);
+        let answered = ApprovalRow {
+            tool_name: "AskUserQuestion".into(),
+            answers: Some(r#"{"Which?":"A, B"}"#.into()),
+            ..row.clone()
+        };
+        assert_eq!(
+            answered.decision().unwrap().answers.unwrap()["Which?"],
+            "A, B"
+        );
         assert_eq!(decision.scope, ApprovalScope::Session);
         assert_eq!(decision.by, DecidedBy::Rule);
         assert_eq!(

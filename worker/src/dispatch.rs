@@ -117,9 +117,9 @@ pub async fn start_agent(
         session_id: Some(session_id.clone()),
         execution_id: Some(execution_id.to_string()),
         sdk_session_id,
-        mode: forward.request.mode.unwrap_or_default(),
-        autonomy: forward.request.autonomy,
-        model: forward.request.model.clone(),
+        mode: forward.request.turn.mode.unwrap_or_default(),
+        autonomy: forward.request.turn.autonomy,
+        model: forward.request.turn.model.clone(),
         claude_config_dir: config::var(env, "CLAUDE_CONFIG_DIR"),
     };
     let command = config::var(env, "AGENT_COMMAND").unwrap_or_else(|| "vf-agent".into());

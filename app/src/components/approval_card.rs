@@ -5,18 +5,25 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use vf_protocol::api::ApproveRequest;
 use vf_protocol::transcript::{Approval, Decision};
-use vf_protocol::{ApprovalScope, DecidedBy};
+use vf_protocol::{Answers, ApprovalScope, DecidedBy};
 
+use super::plan_card::PlanCard;
+use super::question_card::QuestionCard;
 use super::tool_card::DetailView;
 use crate::api;
 use crate::tool_detail::{tool_hint, Detail};
+
+/// The tool through which Claude asks the user questions.
+const ASK_USER_QUESTION: &str = "AskUserQuestion";
+/// The tool through which Claude, in plan mode, presents its plan.
+const EXIT_PLAN_MODE: &str = "ExitPlanMode";
 
 /// The session the chat shows, for the components inside it that act on it.
 #[derive(Clone, Copy)]
 pub struct CurrentSession(pub Signal<String>);
 
 /// What a decided card says.
-fn outcome(decision: &Decision) -> String {
+pub(super) fn outcome(decision: &Decision) -> String {
     let verdict = match (decision.approved, decision.scope) {
         (true, ApprovalScope::Session) => "Allowed for this session",
         (true, ApprovalScope::Once) => "Allowed",
@@ -38,27 +45,105 @@ fn outcome(decision: &Decision) -> String {
     }
 }
 
-/// A pending or decided approval. Its buttons send the decision; the card changes when the decision comes back
-/// on the stream, like every other tab's.
+/// Sends the decision on one approval; the tool, question and plan cards share it. A 409 means another tab, a rule
+/// or the timeout decided first: the stream brings that outcome, so it is no error here.
+#[derive(Clone, Copy)]
+pub(super) struct Decider {
+    session: Option<Signal<String>>,
+    id: StoredValue<String>,
+    pub sending: RwSignal<bool>,
+    pub error: RwSignal<Option<String>>,
+}
+
+impl Decider {
+    fn new(id: String) -> Self {
+        Decider {
+            session: use_context::<CurrentSession>().map(|s| s.0),
+            id: StoredValue::new(id),
+            sending: RwSignal::new(false),
+            error: RwSignal::new(None),
+        }
+    }
+
+    pub fn send(
+        self,
+        approved: bool,
+        scope: ApprovalScope,
+        message: Option<String>,
+        answers: Option<Answers>,
+    ) {
+        let Some(session) = self.session else { return };
+        let request = ApproveRequest {
+            session_id: session.get_untracked(),
+            approval_id: self.id.get_value(),
+            approved,
+            scope: Some(scope),
+            message: message.filter(|m| !approved && !m.trim().is_empty()),
+            answers,
+        };
+        self.sending.set(true);
+        self.error.set(None);
+        spawn_local(async move {
+            match api::approve(&request).await {
+                Ok(()) | Err(api::ApiError::Status { status: 409, .. }) => {}
+                Err(e) => self.error.set(Some(e.to_string())),
+            }
+            self.sending.set(false);
+        });
+    }
+}
+
+/// A button of a card that sends a decision.
+pub(super) fn decision_button(
+    decider: Decider,
+    testid: &'static str,
+    class: &'static str,
+    label: &'static str,
+    decide: impl Fn() + 'static,
+) -> impl IntoView {
+    view! {
+        <button
+            type="button"
+            class=class
+            data-testid=testid
+            disabled=move || decider.sending.get()
+            on:click=move |_| decide()
+        >
+            {label}
+        </button>
+    }
+}
+
+/// The message a deny or "keep planning" carries to Claude.
+pub(super) fn message_input(
+    message: RwSignal<String>,
+    testid: &'static str,
+    placeholder: &'static str,
+) -> impl IntoView {
+    view! {
+        <input
+            type="text"
+            class="approval-message"
+            data-testid=testid
+            placeholder=placeholder
+            aria-label=placeholder
+            prop:value=move || message.get()
+            on:input=move |ev| message.set(event_target_value(&ev))
+        />
+    }
+}
+
+/// A pending or decided approval: a tool call, Claude's questions (`AskUserQuestion`) or its plan
+/// (`ExitPlanMode`). Its buttons send the decision; the card changes when the decision comes back on the stream,
+/// like every other tab's.
 #[component]
 pub fn ApprovalCard(
     /// The approval, kept up to date: its decision fills in.
     approval: Memo<Option<Approval>>,
 ) -> impl IntoView {
-    let session = use_context::<CurrentSession>().map(|s| s.0);
-    let (id, tool, hint, detail) = approval.with_untracked(|a| match a {
-        Some(a) => (
-            a.id.clone(),
-            a.tool_name.clone(),
-            tool_hint(&a.input).unwrap_or_default(),
-            Detail::of(&a.tool_name, &a.input),
-        ),
-        None => (
-            String::new(),
-            String::new(),
-            String::new(),
-            Detail::Fields(Vec::new()),
-        ),
+    let (id, tool, input) = approval.with_untracked(|a| match a {
+        Some(a) => (a.id.clone(), a.tool_name.clone(), a.input.clone()),
+        None => Default::default(),
     });
     let decided =
         Memo::new(move |_| approval.with(|a| a.as_ref().and_then(|a| a.decision.clone())));
@@ -67,79 +152,74 @@ pub fn ApprovalCard(
         Some(d) if d.approved => "allowed",
         Some(_) => "denied",
     };
-    let message = RwSignal::new(String::new());
-    let sending = RwSignal::new(false);
-    let error = RwSignal::new(None::<String>);
-    let decide = move |approved: bool, scope: ApprovalScope| {
-        let Some(session) = session else { return };
-        let request = ApproveRequest {
-            session_id: session.get_untracked(),
-            approval_id: id.clone(),
-            approved,
-            scope: Some(scope),
-            message: Some(message.get_untracked()).filter(|m| !approved && !m.trim().is_empty()),
-        };
-        sending.set(true);
-        error.set(None);
-        spawn_local(async move {
-            match api::approve(&request).await {
-                // 409: another tab, a rule or the timeout decided first; the stream brings the outcome.
-                Ok(()) | Err(api::ApiError::Status { status: 409, .. }) => {}
-                Err(e) => error.set(Some(e.to_string())),
-            }
-            sending.set(false);
-        });
+    let decider = Decider::new(id.clone());
+    let (kind, body) = match tool.as_str() {
+        ASK_USER_QUESTION => (
+            "question",
+            view! { <QuestionCard id input decided decider /> }.into_any(),
+        ),
+        EXIT_PLAN_MODE => (
+            "plan",
+            view! { <PlanCard input decided decider /> }.into_any(),
+        ),
+        _ => (
+            "tool",
+            view! { <ToolApproval tool input decided decider /> }.into_any(),
+        ),
     };
     view! {
-        <section class="approval" data-testid="approval" data-state=state>
-            <header class="approval-head">
-                <span class="approval-title">"Claude wants to use "<strong>{tool}</strong></span>
-                <span class="tool-hint">{hint}</span>
-            </header>
-            <div class="tool-body">
-                <DetailView detail />
-            </div>
-            {move || match decided.get() {
-                Some(decision) => view! {
-                    <p class="approval-outcome" data-testid="approval-outcome">{outcome(&decision)}</p>
-                }
-                .into_any(),
-                None => {
-                    let button = |testid: &'static str, class: &'static str, label: &'static str, approved, scope| {
-                        let decide = decide.clone();
-                        view! {
-                            <button
-                                type="button"
-                                class=class
-                                data-testid=testid
-                                disabled=move || sending.get()
-                                on:click=move |_| decide(approved, scope)
-                            >
-                                {label}
-                            </button>
-                        }
-                    };
-                    view! {
-                        <div class="approval-actions">
-                            {button("approval-allow", "", "Allow", true, ApprovalScope::Once)}
-                            {button("approval-allow-session", "ghost", "Allow for this session", true, ApprovalScope::Session)}
-                            <input
-                                type="text"
-                                class="approval-message"
-                                data-testid="approval-message"
-                                placeholder="Why not? (optional, told to Claude)"
-                                aria-label="Message to Claude with a deny"
-                                prop:value=move || message.get()
-                                on:input=move |ev| message.set(event_target_value(&ev))
-                            />
-                            {button("approval-deny", "danger", "Deny", false, ApprovalScope::Once)}
-                        </div>
-                    }
-                    .into_any()
-                }
+        <section class="approval" data-testid="approval" data-kind=kind data-state=state>
+            {body}
+            {move || {
+                decider.error.get().map(|e| view! { <p class="approval-error" role="alert">{e}</p> })
             }}
-            {move || error.get().map(|e| view! { <p class="approval-error" role="alert">{e}</p> })}
         </section>
+    }
+}
+
+/// A tool call: what it would do, then Allow, Allow for this session, or Deny with a message.
+#[component]
+fn ToolApproval(
+    tool: String,
+    input: serde_json::Value,
+    decided: Memo<Option<Decision>>,
+    decider: Decider,
+) -> impl IntoView {
+    let hint = tool_hint(&input).unwrap_or_default();
+    let detail = Detail::of(&tool, &input);
+    let message = RwSignal::new(String::new());
+    let decide = move |approved: bool, scope: ApprovalScope| {
+        move || decider.send(approved, scope, Some(message.get_untracked()), None)
+    };
+    view! {
+        <header class="approval-head">
+            <span class="approval-title">"Claude wants to use "<strong>{tool}</strong></span>
+            <span class="tool-hint">{hint}</span>
+        </header>
+        <div class="tool-body">
+            <DetailView detail />
+        </div>
+        {move || match decided.get() {
+            Some(decision) => view! {
+                <p class="approval-outcome" data-testid="approval-outcome">{outcome(&decision)}</p>
+            }
+            .into_any(),
+            None => view! {
+                <div class="approval-actions">
+                    {decision_button(decider, "approval-allow", "primary", "Allow", decide(true, ApprovalScope::Once))}
+                    {decision_button(
+                        decider,
+                        "approval-allow-session",
+                        "",
+                        "Allow for this session",
+                        decide(true, ApprovalScope::Session),
+                    )}
+                    {message_input(message, "approval-message", "Why not? (optional, told to Claude)")}
+                    {decision_button(decider, "approval-deny", "danger", "Deny", decide(false, ApprovalScope::Once))}
+                </div>
+            }
+            .into_any(),
+        }}
     }
 }
 
@@ -154,6 +234,7 @@ mod tests {
             scope,
             message: message.map(String::from),
             by,
+            answers: None,
         };
         assert_eq!(
             outcome(&decision(true, ApprovalScope::Once, DecidedBy::User, None)),

@@ -3,8 +3,11 @@
 use leptos::prelude::*;
 use vf_protocol::transcript::Message;
 
+use super::session_rules::SessionRules;
+use super::turn_controls::{remember, remembered, SessionTurn};
 use super::{ConnectionBadge, CurrentSession, ErrorBanner, MessageView, PromptBox};
-use crate::hooks::{use_agent_session, UseAgentSessionReturn};
+use crate::hooks::use_agent_session::{use_agent_session_with_options, UseAgentSessionOptions};
+use crate::hooks::UseAgentSessionReturn;
 use crate::reconnect::ConnectionState;
 
 /// How close to the bottom (px) still counts as "following" the answer.
@@ -49,6 +52,23 @@ pub fn ChatPanel(
     session_id: Signal<String>,
 ) -> impl IntoView {
     provide_context(CurrentSession(session_id));
+    // The turn's controls, per session: loaded when the session changes, remembered when they change.
+    let turn = RwSignal::new(remembered(&session_id.get_untracked()));
+    provide_context(SessionTurn(turn));
+    Effect::watch(
+        move || session_id.get(),
+        move |id, _, _| turn.set(remembered(id)),
+        false,
+    );
+    Effect::watch(
+        move || turn.get(),
+        move |options, _, _| remember(&session_id.get_untracked(), options),
+        false,
+    );
+    let options = UseAgentSessionOptions {
+        turn: Some(turn.into()),
+        ..UseAgentSessionOptions::default()
+    };
     let UseAgentSessionReturn {
         messages,
         changed_from,
@@ -59,7 +79,7 @@ pub fn ChatPanel(
         send_message,
         stop,
         clear_messages,
-    } = use_agent_session(session_id);
+    } = use_agent_session_with_options(session_id, options);
 
     let count = Memo::new(move |_| messages.with(Vec::len));
     let loading = Signal::derive(move || connection.get() == ConnectionState::Connecting);
@@ -88,6 +108,7 @@ pub fn ChatPanel(
             <div class="chat-bar">
                 <a class="back" href="/">"← Sessions"</a>
                 <ConnectionBadge state=connection transport=transport />
+                <SessionRules />
                 <button
                     type="button"
                     class="ghost"
@@ -113,6 +134,7 @@ pub fn ChatPanel(
                 streaming=is_streaming
                 on_send=Callback::new(send_message)
                 on_stop=Callback::new(move |()| stop())
+                turn=turn
             />
         </section>
     }

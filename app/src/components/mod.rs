@@ -7,10 +7,14 @@ mod connection_badge;
 mod error_banner;
 mod login_page;
 mod message_view;
+mod plan_card;
 mod prompt_box;
+mod question_card;
+mod session_rules;
 mod sessions_page;
 mod tool_card;
 mod top_bar;
+mod turn_controls;
 
 pub use admin_page::AdminPage;
 pub use approval_card::{ApprovalCard, CurrentSession};

@@ -1,7 +1,10 @@
-//! The prompt box: Enter sends, Shift+Enter adds a line; a stop button while an answer runs.
+//! The prompt box: Enter sends, Shift+Enter adds a line; a stop button while an answer runs; the turn's controls.
 
 use leptos::ev::{KeyboardEvent, SubmitEvent};
 use leptos::prelude::*;
+use vf_protocol::api::TurnOptions;
+
+use super::turn_controls::TurnControls;
 
 /// The textarea, the send button and, while an answer runs, the stop button.
 #[component]
@@ -18,6 +21,8 @@ pub fn PromptBox(
     /// Called when the user stops the answer.
     #[prop(into)]
     on_stop: Callback<()>,
+    /// Mode, autonomy and model of the next turn.
+    turn: RwSignal<TurnOptions>,
 ) -> impl IntoView {
     let draft = RwSignal::new(String::new());
     let submit = move || {
@@ -72,6 +77,7 @@ pub fn PromptBox(
                     "Stop"
                 </button>
             </Show>
+            <TurnControls turn=turn disabled=disabled />
         </form>
     }
 }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use vf_protocol::api::{Autonomy, ChatRequest, Invalid, SessionMode};
+use vf_protocol::api::{ChatRequest, Invalid, TurnOptions};
 use vf_protocol::transcript::{Message, Status};
 use vf_protocol::{Envelope, ErrorCode, Event};
 use web_sys::{AbortController, AbortSignal, Response};
@@ -28,10 +28,8 @@ pub struct UseAgentSessionOptions {
     pub backoff: Backoff,
     /// A live stream silent this long when the tab becomes visible again is presumed dead and resumed.
     pub stale_after_ms: u64,
-    /// Sent with every prompt.
-    pub mode: Option<SessionMode>,
-    pub model: Option<String>,
-    pub autonomy: Option<Autonomy>,
+    /// Sent with every prompt, read at the moment of sending (the prompt box's controls).
+    pub turn: Option<Signal<TurnOptions>>,
     /// Ask once for notification permission, and notify when an answer ends in a hidden tab.
     pub notify: bool,
 }
@@ -41,9 +39,7 @@ impl Default for UseAgentSessionOptions {
         UseAgentSessionOptions {
             backoff: RESUME_BACKOFF,
             stale_after_ms: 45_000,
-            mode: None,
-            model: None,
-            autonomy: None,
+            turn: None,
             notify: true,
         }
     }
@@ -431,7 +427,7 @@ impl Agent {
     /// Applies one chunk's events.
     fn receive(&self, generation: u64, batch: &[Envelope]) {
         let now = browser::now_ms();
-        let Some((applied, tail)) = self
+        let Some((finished, asked, tail)) = self
             .with_local(|l| {
                 if l.generation != generation {
                     return None;
@@ -442,7 +438,7 @@ impl Agent {
                     l.reconnect.progressed();
                     (from, l.conversation.messages()[from..].to_vec())
                 });
-                Some((applied.finished, tail))
+                Some((applied.finished, applied.asked, tail))
             })
             .flatten()
         else {
@@ -452,11 +448,15 @@ impl Agent {
             self.show(from, tail);
         }
         self.publish();
-        if let Some(finished) = applied {
+        let notify = self.options.with_value(|o| o.notify);
+        if notify {
+            asked.iter().for_each(notify::approval_needed);
+        }
+        if let Some(finished) = finished {
             if let Status::Failed { message, .. } = &finished.status {
                 self.fail(format!("The agent failed: {message}"));
             }
-            if self.options.with_value(|o| o.notify) {
+            if notify {
                 notify::answer_finished(&finished);
             }
         }
@@ -523,9 +523,10 @@ impl Agent {
         let request = ChatRequest {
             session_id: self.session_id.get_untracked(),
             prompt: prompt.trim_end().to_string(),
-            mode: self.options.with_value(|o| o.mode),
-            model: self.options.with_value(|o| o.model.clone()),
-            autonomy: self.options.with_value(|o| o.autonomy),
+            turn: self
+                .options
+                .with_value(|o| o.turn.map(|t| t.get_untracked()))
+                .unwrap_or_default(),
         };
         let Some((ready, unfinished)) = self.with_local(|l| (l.ready, l.conversation.unfinished()))
         else {
@@ -579,9 +580,9 @@ impl Agent {
         let agent = *self;
         let query = ClientMessage::Query {
             prompt: request.prompt.clone(),
-            model: request.model,
-            mode: request.mode,
-            autonomy: request.autonomy,
+            model: request.turn.model,
+            mode: request.turn.mode,
+            autonomy: request.turn.autonomy,
         };
         let url = legacy_ws::url(&origin, &request.session_id);
         match LegacySocket::open(&url, query, move |event| agent.on_socket(generation, event)) {

@@ -109,6 +109,6 @@ fn over(approval_id: &str) -> AgentDecision {
         scope: ApprovalScope::Once,
         message: None,
         by: DecidedBy::Cancel,
-        updated_input: None,
+        answers: None,
     }
 }

@@ -46,6 +46,12 @@ pub fn permission_mode(mode: SessionMode, autonomy: Option<Autonomy>) -> Option<
     }
 }
 
+/// The permission mode the CLI switches to when the user approves Claude's plan: the one the turn's autonomy has in
+/// agent mode, or `default` (Claude asks before edits and commands) when no autonomy was given.
+pub fn mode_after_plan(autonomy: Option<Autonomy>) -> &'static str {
+    permission_mode(SessionMode::Agent, autonomy).unwrap_or("default")
+}
+
 /// The CLI's arguments. The prompt is not among them: it goes to stdin, which has no size limit and which `ps`
 /// does not show (with approvals, as a stream-json user message).
 pub fn args(turn: &Turn) -> Vec<String> {
@@ -121,6 +127,9 @@ mod tests {
             Some("bypassPermissions")
         );
         assert_eq!(permission_mode(SessionMode::Agent, None), None);
+        assert_eq!(mode_after_plan(Some(Standard)), "acceptEdits");
+        assert_eq!(mode_after_plan(Some(Autonomous)), "bypassPermissions");
+        assert_eq!(mode_after_plan(None), "default");
     }
 
     #[test]

@@ -108,16 +108,43 @@ pub fn error(request_id: &str, message: &str) -> String {
     }))
 }
 
-/// The answer to a `can_use_tool` request. Allowed: the input to run with (the user's edit, else what Claude
-/// asked with). Denied: why, which Claude reads as the tool's error result. "Allow for this session" is not
-/// handed to the CLI (`updatedPermissions`): the DO keeps the session's rules and answers later requests itself,
-/// so that every request, and who answered it, lands in the transcript.
-pub fn decision_response(request_id: &str, decision: &AgentDecision, input: &Value) -> String {
+/// The tool through which Claude asks the user questions: allowed with the answers added to its input.
+pub const ASK_USER_QUESTION: &str = "AskUserQuestion";
+/// The tool through which Claude, in plan mode, presents its plan: allowed means the plan is approved.
+pub const EXIT_PLAN_MODE: &str = "ExitPlanMode";
+
+/// What Claude asked to run, kept until the decision on it arrives.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Asked {
+    pub tool_name: String,
+    pub input: Value,
+}
+
+/// The answer to a `can_use_tool` request. Allowed: the input to run with: Claude's, with the user's answers added
+/// for `AskUserQuestion` (`answers`, as the SDKs return them); an approved plan (`ExitPlanMode`) also switches the
+/// CLI out of plan mode into `mode_after_plan` for the rest of the turn (`updatedPermissions` `setMode`), so that
+/// Claude goes on to carry it out. Denied: why, which Claude reads as the tool's error result. "Allow for this
+/// session" is not handed to the CLI as a rule: the DO keeps the session's rules and answers later requests
+/// itself, so that every request, and who answered it, lands in the transcript.
+pub fn decision_response(
+    request_id: &str,
+    decision: &AgentDecision,
+    asked: &Asked,
+    mode_after_plan: &str,
+) -> String {
     let response = if decision.approved {
-        json!({
-            "behavior": "allow",
-            "updatedInput": decision.updated_input.as_ref().unwrap_or(input),
-        })
+        let mut input = asked.input.clone();
+        if let (Some(answers), Some(fields)) = (&decision.answers, input.as_object_mut()) {
+            if asked.tool_name == ASK_USER_QUESTION {
+                fields.insert("answers".into(), json!(answers));
+            }
+        }
+        let mut allow = json!({"behavior": "allow", "updatedInput": input});
+        if asked.tool_name == EXIT_PLAN_MODE {
+            allow["updatedPermissions"] =
+                json!([{"type": "setMode", "mode": mode_after_plan, "destination": "session"}]);
+        }
+        allow
     } else {
         let message = decision
             .message
@@ -156,7 +183,14 @@ mod tests {
             scope: ApprovalScope::Once,
             message: None,
             by,
-            updated_input: None,
+            answers: None,
+        }
+    }
+
+    fn asked(tool_name: &str, input: Value) -> Asked {
+        Asked {
+            tool_name: tool_name.into(),
+            input,
         }
     }
 
@@ -184,38 +218,80 @@ mod tests {
     }
 
     #[test]
-    fn allow_runs_the_edited_input_or_the_original() {
-        let input = json!({"command": "ls"});
+    fn allow_runs_claudes_input() {
+        let bash = asked("Bash", json!({"command": "ls"}));
         let allow = parse(&decision_response(
             "r1",
             &decision(true, DecidedBy::User),
-            &input,
+            &bash,
+            "acceptEdits",
         ));
         assert_eq!(
             allow,
             json!({"type": "control_response", "response": {"subtype": "success", "request_id": "r1",
                 "response": {"behavior": "allow", "updatedInput": {"command": "ls"}}}})
         );
-        let edited = AgentDecision {
-            updated_input: Some(json!({"command": "ls -a"})),
-            ..decision(true, DecidedBy::Rule)
+        // Answers only ever go to Claude's questions.
+        let answered = AgentDecision {
+            answers: Some([("q".to_string(), "a".to_string())].into()),
+            ..decision(true, DecidedBy::User)
         };
         assert_eq!(
-            parse(&decision_response("r1", &edited, &input))["response"]["response"]
-                ["updatedInput"],
-            json!({"command": "ls -a"})
+            parse(&decision_response("r1", &answered, &bash, "default"))["response"]["response"],
+            json!({"behavior": "allow", "updatedInput": {"command": "ls"}})
+        );
+    }
+
+    #[test]
+    fn answers_fill_in_the_questions_input() {
+        let questions = json!([{"question": "Which database?", "header": "Database", "multiSelect": false,
+            "options": [{"label": "PostgreSQL", "description": "relational"},
+                        {"label": "SQLite", "description": "a file"}]}]);
+        let ask = asked(ASK_USER_QUESTION, json!({"questions": questions}));
+        let answered = AgentDecision {
+            answers: Some([("Which database?".to_string(), "SQLite".to_string())].into()),
+            ..decision(true, DecidedBy::User)
+        };
+        assert_eq!(
+            parse(&decision_response("r4", &answered, &ask, "default"))["response"]["response"],
+            json!({"behavior": "allow", "updatedInput": {"questions": questions,
+                "answers": {"Which database?": "SQLite"}}})
+        );
+    }
+
+    #[test]
+    fn an_approved_plan_leaves_plan_mode() {
+        let plan = asked(EXIT_PLAN_MODE, json!({"plan": "1. Read\n2. Fix"}));
+        let approved = parse(&decision_response(
+            "r5",
+            &decision(true, DecidedBy::User),
+            &plan,
+            "acceptEdits",
+        ));
+        assert_eq!(
+            approved["response"]["response"],
+            json!({"behavior": "allow", "updatedInput": {"plan": "1. Read\n2. Fix"},
+                "updatedPermissions": [{"type": "setMode", "mode": "acceptEdits", "destination": "session"}]})
+        );
+        let kept = AgentDecision {
+            message: Some("also cover the tests".into()),
+            ..decision(false, DecidedBy::User)
+        };
+        assert_eq!(
+            parse(&decision_response("r6", &kept, &plan, "acceptEdits"))["response"]["response"],
+            json!({"behavior": "deny", "message": "also cover the tests"})
         );
     }
 
     #[test]
     fn deny_carries_the_message_or_says_who_denied() {
-        let input = json!({});
+        let input = asked("Bash", json!({}));
         let said = AgentDecision {
             message: Some("not on main".into()),
             ..decision(false, DecidedBy::User)
         };
         assert_eq!(
-            parse(&decision_response("r2", &said, &input))["response"],
+            parse(&decision_response("r2", &said, &input, "default"))["response"],
             json!({"subtype": "success", "request_id": "r2",
                 "response": {"behavior": "deny", "message": "not on main"}})
         );
@@ -224,7 +300,7 @@ mod tests {
                 message: Some("  ".into()),
                 ..decision(false, by)
             };
-            let response = parse(&decision_response("r3", &blank, &input));
+            let response = parse(&decision_response("r3", &blank, &input, "default"));
             assert_eq!(
                 response["response"]["response"]["message"],
                 deny_reason(by),

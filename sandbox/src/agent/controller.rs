@@ -11,11 +11,11 @@ use vf_protocol::api::AgentDecision;
 use vf_protocol::Event;
 
 use super::approvals::Approvals;
-use super::control::{self, Incoming};
+use super::control::{self, Asked, Incoming};
 use super::translate::cap_input;
 
-/// A decision that arrived: the CLI's request id, the input Claude asked with, the decision.
-pub type Decided = (String, Value, AgentDecision);
+/// A decision that arrived: the CLI's request id, what Claude asked to run, the decision.
+pub type Decided = (String, Asked, AgentDecision);
 
 /// Writes the CLI's stdin from its own task (a prompt larger than the pipe buffer must not deadlock against our
 /// reads of its stdout), and keeps the approvals being waited for.
@@ -28,12 +28,19 @@ pub struct Controller {
     waits: JoinSet<Decided>,
     /// The waits by the CLI's request id, for `control_cancel_request`.
     pending: HashMap<String, AbortHandle>,
+    /// The permission mode an approved plan switches the CLI to: the turn's autonomy in agent mode.
+    mode_after_plan: &'static str,
 }
 
 impl Controller {
     /// Without approvals: the prompt as plain text, then stdin closes (plain `-p`). With them: the SDK's
     /// `initialize` request, the prompt as a stream-json user message, and stdin stays open for our answers.
-    pub fn start(stdin: ChildStdin, prompt: &str, approvals: Option<Approvals>) -> Self {
+    pub fn start(
+        stdin: ChildStdin,
+        prompt: &str,
+        approvals: Option<Approvals>,
+        mode_after_plan: &'static str,
+    ) -> Self {
         let (lines, mut queue) = mpsc::unbounded_channel::<String>();
         tokio::spawn(async move {
             let mut stdin = stdin;
@@ -50,6 +57,7 @@ impl Controller {
             requests_sent: 0,
             waits: JoinSet::new(),
             pending: HashMap::new(),
+            mode_after_plan,
         };
         if controller.approvals.is_some() {
             controller.request(control::initialize());
@@ -120,18 +128,21 @@ impl Controller {
         permission: control::Permission,
     ) -> Event {
         let approval_id = uuid::Uuid::new_v4().to_string();
-        let input = permission.input;
+        let asked = Asked {
+            tool_name: permission.tool_name,
+            input: permission.input,
+        };
         let event = Event::Confirmation {
             approval_id: approval_id.clone(),
-            tool_name: permission.tool_name,
-            input: cap_input(input.clone()),
+            tool_name: asked.tool_name.clone(),
+            input: cap_input(asked.input.clone()),
             tool_use_id: permission.tool_use_id,
             suggestions: permission.permission_suggestions.filter(|s| !s.is_null()),
         };
         let id = request_id.clone();
         let wait = self.waits.spawn(async move {
             let decision = approvals.decision(&approval_id).await;
-            (id, input, decision)
+            (id, asked, decision)
         });
         self.pending.insert(request_id, wait);
         event
@@ -154,9 +165,14 @@ impl Controller {
     }
 
     /// Gives the CLI the decision.
-    pub fn answer(&mut self, (request_id, input, decision): Decided) {
+    pub fn answer(&mut self, (request_id, asked, decision): Decided) {
         if self.pending.remove(&request_id).is_some() {
-            self.send(control::decision_response(&request_id, &decision, &input));
+            self.send(control::decision_response(
+                &request_id,
+                &decision,
+                &asked,
+                self.mode_after_plan,
+            ));
         }
     }
 

@@ -410,7 +410,7 @@ mod tests {
 
     /// Replays a fixture as the fake would print it, through a fresh translator, every permission given.
     fn replay(name: &str) -> (Vec<Event>, u64) {
-        replay_answered(name, &Answer::Allowed)
+        replay_answered(name, &Answer::Allowed(json!({"updatedInput": {}})))
     }
 
     /// Replays a fixture with every permission answered `answer`.
@@ -426,24 +426,16 @@ mod tests {
         let mut translator = Translator::default();
         let mut events = Vec::new();
         for step in steps {
-            let line = match (step, answer) {
-                (Step::Print(line), _)
-                | (
-                    Step::Branch {
-                        allowed: true,
-                        line,
-                    },
-                    Answer::Allowed,
-                ) => line,
-                (
-                    Step::Branch {
-                        allowed: false,
-                        line,
-                    },
-                    Answer::Denied(message),
-                ) => fake_claude::fill_message(&line, message),
-                (Step::Exit(_) | Step::Hang, _) => break,
-                (Step::Sleep(_) | Step::Ask(_) | Step::Branch { .. }, _) => continue,
+            let line = match step {
+                Step::Print(line) => line,
+                Step::Branch { allowed, line } => {
+                    match fake_claude::branch(&line, allowed, answer) {
+                        Some(line) => line,
+                        None => continue,
+                    }
+                }
+                Step::Exit(_) | Step::Hang => break,
+                Step::Sleep(_) | Step::Ask(_) => continue,
             };
             events.extend(only_events(translator.translate(line.as_bytes())));
         }

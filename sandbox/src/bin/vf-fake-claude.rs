@@ -89,7 +89,7 @@ fn main() -> ExitCode {
     let mut player = Player {
         input,
         asks,
-        answer: Answer::Allowed,
+        answer: Answer::Allowed(json!({})),
     };
     match player.play(&steps, delay) {
         Ok(code) => code,
@@ -218,17 +218,18 @@ impl Player {
         for step in steps {
             let line = match step {
                 Step::Print(line) => line.clone(),
-                Step::Branch { allowed, line } => match (&self.answer, allowed) {
-                    (Answer::Allowed, true) => line.clone(),
-                    (Answer::Denied(message), false) => fake_claude::fill_message(line, message),
-                    _ => continue,
-                },
+                Step::Branch { allowed, line } => {
+                    match fake_claude::branch(line, *allowed, &self.answer) {
+                        Some(line) => line,
+                        None => continue,
+                    }
+                }
                 Step::Ask(request) if self.asks => {
                     self.answer = self.ask(request)?;
                     continue;
                 }
                 Step::Ask(_) => {
-                    self.answer = Answer::Allowed;
+                    self.answer = Answer::Allowed(json!({}));
                     continue;
                 }
                 Step::Sleep(pause) => {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use futures::channel::oneshot;
 use serde::{Deserialize, Serialize};
-use vf_protocol::api::{AgentDecision, ApproveRequest, ApproveResponse};
+use vf_protocol::api::{AgentDecision, ApproveRequest, ApproveResponse, RulesResponse};
 use vf_protocol::{ApprovalScope, DecidedBy, Event};
 use worker::{Request, Response};
 
@@ -14,6 +14,9 @@ use crate::approval_log::ApprovalRow;
 use crate::config;
 use crate::error::{ApiError, ApiResult};
 use crate::http;
+
+/// The tool through which Claude asks the user questions; its approval carries the answers.
+const ASK_USER_QUESTION: &str = "AskUserQuestion";
 
 /// An approval nobody answers within this is denied (`by: "timeout"`).
 pub(super) const APPROVAL_TIMEOUT_MS: u64 = 10 * 60 * 1000;
@@ -38,7 +41,7 @@ fn denial(row: &ApprovalRow, by: DecidedBy, message: &str) -> AgentDecision {
         scope: ApprovalScope::Once,
         message: Some(message.into()),
         by,
-        updated_input: None,
+        answers: None,
     }
 }
 
@@ -69,7 +72,7 @@ impl Agent {
                         scope: ApprovalScope::Session,
                         message: None,
                         by: DecidedBy::Rule,
-                        updated_input: None,
+                        answers: None,
                     };
                     self.decide(&row, allow)?;
                 }
@@ -96,6 +99,7 @@ impl Agent {
                 scope: decision.scope,
                 message: decision.message.clone(),
                 by: decision.by,
+                answers: decision.answers.clone(),
             }],
         )?;
         let waiting = self.waiters.borrow_mut().remove(&decision.approval_id);
@@ -123,13 +127,19 @@ impl Agent {
                 "this approval is no longer pending".into(),
             ));
         }
+        if request.answers.is_some() && row.tool_name != ASK_USER_QUESTION {
+            return Err(ApiError::BadRequest(format!(
+                "answers are for Claude's questions, not for a {} call",
+                row.tool_name
+            )));
+        }
         let decision = AgentDecision {
             approval_id: row.id.clone(),
             approved: request.approved,
             scope: request.scope.unwrap_or_default(),
             message: request.message,
             by: DecidedBy::User,
-            updated_input: None,
+            answers: request.answers,
         };
         if !self.decide(&row, decision)? {
             return Err(ApiError::Conflict(
@@ -212,10 +222,10 @@ impl Agent {
 
     /// `GET /rules`: the session's "allow for this session" rules.
     pub(super) fn handle_rules(&self) -> ApiResult<Response> {
-        Ok(http::json(
-            200,
-            &serde_json::json!({ "rules": self.approvals.rules()? }),
-        ))
+        let rules = RulesResponse {
+            rules: self.approvals.rules()?,
+        };
+        Ok(http::json(200, &rules))
     }
 
     /// `DELETE /rules[?tool=NAME]`: forgets one rule, or all of them.
