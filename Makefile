@@ -12,13 +12,14 @@ export TRUNK_SKIP_VERSION_CHECK := true
 export WRANGLER_SEND_METRICS := false
 export CLOUDFLARE_CF_FETCH_ENABLED := false
 
-.PHONY: help setup build app worker sandbox dev ui test lint fmt unit deploy-check e2e bench clean
+.PHONY: help setup build app worker sandbox dev ui test lint fmt unit deploy-check e2e bench soak clean
 
 help:
 	@echo "make dev    install what is missing, build, run the stack on http://127.0.0.1:8787"
 	@echo "make ui     with make dev running: the app on http://127.0.0.1:8080, rebuilt on save, API on 8787"
 	@echo "make test   install what is missing, lint, unit tests, end-to-end tests against the real stack"
 	@echo "make bench  release builds, then measure the real stack and print one table (bench/latest.md)"
+	@echo "make soak   crashes, reconnects, a stalled reader and parallel sessions on the real stack (soak/latest.md)"
 
 setup:
 	@scripts/setup.sh
@@ -74,6 +75,10 @@ e2e:
 bench: setup app worker
 	cargo build --release -p vf-sandbox --bins
 	cargo run --release -p vf-bench
+
+# Endurance, not part of `make test` (about 10 minutes): exits non-zero if anything was lost, doubled or left running.
+soak: setup app worker sandbox
+	cargo run --release -p vf-soak
 
 clean:
 	rm -rf app/dist worker/build .wrangler/tmp

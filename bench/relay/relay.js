@@ -1,10 +1,14 @@
-// The benchmark's platform floor: the same topology as the app's DO path (producer → Worker → DO → Worker →
+// The benchmark's platform floors: the same topology as the app's DO path (producer → Worker → DO → Worker →
 // consumer) with nothing in between. One DO per channel pipes a producer's POST body (/produce?ch=) into a
-// consumer's streaming GET (/consume?ch=) without parsing or storing it.
+// consumer's streaming GET (/consume?ch=) without parsing it (floor c). With `&store=1` it first commits each
+// chunk with one INSERT, and the output gate holds the forwarded bytes until that commit is durable: the least a
+// relay that persists before it sends can cost (floor c′).
 
 export class Relay {
-  constructor() {
+  constructor(ctx) {
+    this.ctx = ctx;
     this.channels = new Map();
+    ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS chunks(id INTEGER PRIMARY KEY, body BLOB NOT NULL)");
   }
 
   channel(name) {
@@ -34,6 +38,7 @@ export class Relay {
     if (url.pathname === "/produce" && request.method === "POST") {
       const writable = await channel.consumer;
       this.channels.delete(url.searchParams.get("ch") ?? "");
+      const store = url.searchParams.get("store") === "1";
       // A BYOB reader takes whatever has arrived, up to the buffer (the default reader stops at 4 KB), which
       // measured faster than pipeTo here: this is the floor, so it gets the faster of the two.
       const reader = request.body.getReader({ mode: "byob" });
@@ -42,7 +47,11 @@ export class Relay {
       for (;;) {
         const { value, done } = await reader.read(new Uint8Array(buffer));
         if (done) break;
-        await writer.write(value.slice());
+        const chunk = value.slice();
+        if (store) {
+          this.ctx.storage.sql.exec("INSERT INTO chunks(body) VALUES (?)", chunk.buffer);
+        }
+        await writer.write(chunk);
         buffer = value.buffer;
       }
       await writer.close();

@@ -72,6 +72,11 @@ pub struct Workerd {
 }
 
 impl Workerd {
+    /// Resident memory of the process, bytes.
+    pub fn rss(&self) -> u64 {
+        vf_e2e::process::rss_bytes(self.pid)
+    }
+
     /// CPU time the process has used so far, all threads, µs.
     pub fn cpu_us(&self) -> u64 {
         let Ok(tasks) = std::fs::read_dir(format!("/proc/{}/task", self.pid)) else {

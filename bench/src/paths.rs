@@ -170,8 +170,9 @@ impl Bench {
     }
 
     /// (c) The platform floor: the agent's POST through a Worker into a bare DO that pipes it, unparsed, to a
-    /// consumer's streaming GET through the same Worker.
-    pub async fn floor_path(&self, spec: &str) -> Recorder {
+    /// consumer's streaming GET through the same Worker. (c′) with `stored`: the DO commits each chunk (one
+    /// INSERT) before its bytes may leave.
+    pub async fn floor_path(&self, spec: &str, stored: bool) -> Recorder {
         let channel = vf_e2e::client::uuid_like();
         let cpu = self.relay.workerd.cpu_us();
         let mut response = self
@@ -182,7 +183,8 @@ impl Bench {
             .await
             .expect("GET /consume");
         assert_eq!(response.status().as_u16(), 200, "consume");
-        let url = format!("{}/produce?ch={channel}", self.relay.workerd.base);
+        let store = if stored { "&store=1" } else { "" };
+        let url = format!("{}/produce?ch={channel}{store}", self.relay.workerd.base);
         let producer = self.agent(&url, spec);
         let consumer = async {
             let mut recorder = Recorder::default();

@@ -43,14 +43,20 @@ impl EventStream {
 
     /// The next line, or None at the end of the stream.
     pub async fn next(&mut self) -> Option<Line> {
+        self.try_next().await.expect("stream reads")
+    }
+
+    /// The next line, None at the end of the stream, or the error that broke the connection (the Worker was
+    /// killed).
+    pub async fn try_next(&mut self) -> Result<Option<Line>, reqwest::Error> {
         loop {
             if let Some(line) = self.pending.pop_front() {
-                return Some(line);
+                return Ok(Some(line));
             }
             if self.done {
-                return None;
+                return Ok(None);
             }
-            let chunk = self.response.chunk().await.expect("stream reads");
+            let chunk = self.response.chunk().await?;
             let at = Instant::now();
             let lines = match chunk {
                 Some(bytes) => self.decoder.push(&bytes),

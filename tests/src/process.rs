@@ -108,6 +108,35 @@ pub fn process_group(pid: u32) -> Option<u32> {
     stat(pid).map(|s| s.pgrp)
 }
 
+/// The live processes of process group `group` whose name is `comm`.
+pub fn group_members(group: u32, comm: &str) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| {
+            stat(pid).is_some_and(|s| s.pgrp == group && s.state != 'Z' && s.comm == comm)
+        })
+        .collect()
+}
+
+/// A process's resident memory (`VmRSS`), bytes; 0 once it is gone.
+pub fn rss_bytes(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))?
+                .split_whitespace()
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
 /// Whether a process is alive (and not a zombie).
 pub fn alive(pid: u32) -> bool {
     stat(pid).is_some_and(|s| s.state != 'Z')

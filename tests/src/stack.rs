@@ -311,6 +311,17 @@ impl Stack {
         lock(&self.wrangler).as_ref().map(Child::id)
     }
 
+    /// The resident memory of the stack's workerd processes (wrangler dev's process group), bytes.
+    pub fn workerd_rss(&self) -> u64 {
+        let Some(group) = self.wrangler_pid() else {
+            return 0;
+        };
+        crate::process::group_members(group, "workerd")
+            .into_iter()
+            .map(crate::process::rss_bytes)
+            .sum()
+    }
+
     /// Kills wrangler dev (workerd and all) hard, as a crash would.
     pub fn kill_wrangler(&self) {
         if let Some(child) = lock(&self.wrangler).take() {
