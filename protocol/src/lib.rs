@@ -18,6 +18,7 @@ pub mod watchdog;
 
 pub use decode::{DecodeError, EnvelopeDecoder};
 pub use event::{
-    AgentLine, Answers, ApprovalScope, DecidedBy, Envelope, ErrorCode, Event, StoredLines, Usage,
+    AgentLine, Answers, ApprovalScope, DecidedBy, Envelope, ErrorCode, Event, Image, StatusKind,
+    StoredLines, Usage,
 };
 pub use framer::{FrameError, LineFramer};

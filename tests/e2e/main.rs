@@ -10,6 +10,7 @@ mod headers;
 mod input;
 mod ownership;
 mod questions;
+mod rendering;
 mod secrets;
 mod stall;
 mod tokens;
@@ -81,6 +82,9 @@ async fn main() {
             browser::browser_session_rules_are_listed_and_forgotten,
             browser::browser_questions_are_answered_from_a_second_window,
             browser::browser_a_plan_is_approved_then_one_is_sent_back,
+            rendering::browser_cards_show_code_diffs_commands_and_a_subagents_calls,
+            rendering::browser_the_clis_status_shows_under_the_running_answer,
+            rendering::status_events_are_live_and_never_stored,
             // Security and hostile input (issue 6); the log scan last, after everything above has logged.
             tokens::security_callback_tokens_are_refused_before_a_do_wakes,
             tokens::security_execution_tokens_are_bound_to_their_execution,

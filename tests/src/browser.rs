@@ -246,6 +246,7 @@ impl Browser {
         Page {
             client,
             base: base.to_string(),
+            driver: self.url.clone(),
         }
     }
 }
@@ -310,6 +311,8 @@ fn testid(id: &str) -> String {
 pub struct Page {
     pub client: fantoccini::Client,
     pub base: String,
+    /// chromedriver's address, for the DevTools commands WebDriver has no verb for.
+    driver: String,
 }
 
 impl Page {
@@ -342,6 +345,35 @@ impl Page {
             .goto(&format!("{}{path}", self.base))
             .await
             .unwrap_or_else(|e| panic!("open {path}: {e}"));
+    }
+
+    /// Runs a Chrome DevTools Protocol command in the page (chromedriver's `goog/cdp/execute`); returns its result.
+    pub async fn cdp(&self, command: &str, params: Value) -> Value {
+        let session = self
+            .client
+            .session_id()
+            .await
+            .ok()
+            .flatten()
+            .expect("a WebDriver session");
+        let response = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("an HTTP client")
+            .post(format!(
+                "{}/session/{session}/goog/cdp/execute",
+                self.driver
+            ))
+            .json(&json!({ "cmd": command, "params": params }))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{command}: {e}"));
+        let body: Value = response
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("{command}: {e}"));
+        assert!(body["value"].get("error").is_none(), "{command}: {body}");
+        body["value"].clone()
     }
 
     /// Runs a script in the page (`return …` to get a value).
