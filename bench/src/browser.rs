@@ -3,7 +3,7 @@
 //!
 //! Busy time is Chromium's own account (`Performance.getMetrics`: `TaskDuration`, the time the renderer's main
 //! thread spent in tasks, split into script, layout and style), read before and after one answer; long tasks come
-//! from the page's `PerformanceObserver`. The waits poll one cheap script every 50 ms, which is counted too.
+//! from the page's `PerformanceObserver`.
 
 use std::collections::HashMap;
 
@@ -65,12 +65,14 @@ async fn metrics(page: &Page) -> HashMap<String, f64> {
 }
 
 /// Sends a prompt from the page and measures the main thread until its answer is done; `messages`: how many the
-/// page shows then.
+/// page shows then. The page itself checks for the end (a WebDriver call per check would cost its main thread
+/// more than what is measured).
 async fn stream_one(page: &Page, messages: usize) -> Cost {
     page.js("window.__vfLong = []; return 0;").await;
-    let before = metrics(page).await;
     page.send("bench").await;
-    page.wait_until(
+    // The synthetic agent pauses 100 ms before its first delta: the stream starts after this.
+    let before = metrics(page).await;
+    page.wait_in_page(
         "the streamed answer to finish",
         &format!(
             "(m => m.length === {messages} && m[m.length - 1].dataset.status === 'done')\
@@ -83,6 +85,16 @@ async fn stream_one(page: &Page, messages: usize) -> Cost {
         after.get(name).copied().unwrap_or(0.0) - before.get(name).copied().unwrap_or(0.0)
     };
     let long: Value = page.js("return window.__vfLong;").await;
+    // Every counter that moved, for whoever wants to see where the rest of the time goes.
+    let mut moved: Vec<(&String, f64)> = after
+        .iter()
+        .map(|(name, value)| (name, value - before.get(name).copied().unwrap_or(0.0)))
+        .filter(|(_, delta)| *delta != 0.0)
+        .collect();
+    moved.sort_by(|a, b| a.0.cmp(b.0));
+    eprintln!(
+        "vf-bench: Chromium's counters over one answer (durations in ms, counts ×1000): {moved:?}"
+    );
     Cost {
         busy_ms: spent("TaskDuration"),
         script_ms: spent("ScriptDuration"),

@@ -410,6 +410,30 @@ impl Page {
         }
     }
 
+    /// Waits inside the page until `expression` is truthy: the page checks it every 100 ms itself, one WebDriver
+    /// call in all. For measurements, which the calls of [`Page::wait_until`] (each one a task of the page's main
+    /// thread) would disturb.
+    pub async fn wait_in_page(&self, what: &str, expression: &str) {
+        let timeouts = fantoccini::wd::TimeoutConfiguration::new(
+            Some(WAIT),
+            Some(Duration::from_secs(30)),
+            Some(Duration::ZERO),
+        );
+        self.client
+            .update_timeouts(timeouts)
+            .await
+            .unwrap_or_else(|e| panic!("script timeout: {e}"));
+        let script = format!(
+            "const finish = arguments[arguments.length - 1];\
+             const check = () => ({expression}) ? finish(true) : setTimeout(check, 100);\
+             check();"
+        );
+        self.client
+            .execute_async(&script, Vec::new())
+            .await
+            .unwrap_or_else(|e| panic!("waited {WAIT:?} for {what} (`{expression}`): {e}"));
+    }
+
     /// The element with `data-testid="id"`, once it is there.
     pub async fn element(&self, id: &str) -> Element {
         self.wait_until(

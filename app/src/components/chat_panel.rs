@@ -1,7 +1,6 @@
 //! The chat of one session: renders `use_agent_session`'s signals, and nothing else.
 
 use leptos::prelude::*;
-use vf_protocol::transcript::Message;
 
 use super::session_rules::SessionRules;
 use super::turn_controls::{remember, remembered, SessionTurn};
@@ -22,26 +21,6 @@ fn near_bottom() -> bool {
         }
         _ => true,
     }
-}
-
-/// Message `index`, as a memo that costs nothing when a change is to later messages (while an answer streams, every
-/// change is to the last one), so the cost of an event does not grow with the length of the conversation.
-fn message_at(
-    index: usize,
-    messages: Signal<Vec<Message>>,
-    changed_from: Signal<usize>,
-) -> Memo<Option<Message>> {
-    Memo::new_owning(move |old: Option<Option<Message>>| {
-        messages.track();
-        let touched = changed_from.get() <= index;
-        match old {
-            Some(old) if !touched => (old, false),
-            old => messages.with_untracked(|m| match (old, m.get(index)) {
-                (Some(Some(old)), Some(now)) if old == *now => (Some(old), false),
-                (_, now) => (now.cloned(), true),
-            }),
-        }
-    })
 }
 
 /// The messages, the prompt box, the connection badge and the error banner of session `session_id`.
@@ -71,7 +50,7 @@ pub fn ChatPanel(
     };
     let UseAgentSessionReturn {
         messages,
-        changed_from,
+        message_at,
         is_streaming,
         connection,
         error,
@@ -91,10 +70,14 @@ pub fn ChatPanel(
         following.set_value(near_bottom())
     });
     on_cleanup(move || scroll.remove());
+    // One scroll a frame at most, however many events the frame brought.
+    let scroll_pending = StoredValue::new(false);
     Effect::new(move |_| {
         messages.track();
-        if following.get_value() {
-            request_animation_frame(|| {
+        if following.get_value() && !scroll_pending.get_value() {
+            scroll_pending.set_value(true);
+            request_animation_frame(move || {
+                scroll_pending.try_set_value(false);
                 let height = document()
                     .document_element()
                     .map_or(0, |e| e.scroll_height());
@@ -124,7 +107,7 @@ pub fn ChatPanel(
                     <p class="empty">"Ask Claude Code to read, change or explain the code in this session's sandbox."</p>
                 </Show>
                 <For each=move || 0..count.get() key=|index| *index let:index>
-                    <MessageView message=message_at(index, messages, changed_from) />
+                    <MessageView message=message_at.get(index) />
                 </For>
             </div>
             // Above the prompt box, where the eyes are when something goes wrong.

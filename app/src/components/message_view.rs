@@ -11,6 +11,10 @@ use wasm_bindgen::JsCast;
 use super::{ApprovalCard, ToolCard};
 use crate::{browser, code_worker, markdown};
 
+/// The least time between two renders of a streaming text, in ms: 20 a second read as fluid, and each render
+/// costs a layout of the whole text.
+const STREAM_RENDER_MS: f64 = 50.0;
+
 /// The value of `data-status`.
 fn status_name(status: &Status) -> &'static str {
     match status {
@@ -52,7 +56,7 @@ fn meta_line(usage: Option<Usage>, cost_usd: Option<f64>, duration_ms: Option<u6
 #[component]
 pub fn MessageView(
     /// The message, kept up to date as events arrive.
-    message: Memo<Option<Message>>,
+    message: Signal<Option<Message>>,
 ) -> impl IntoView {
     let role = message.with_untracked(|m| m.as_ref().map_or(Role::Assistant, |m| m.role));
     let status = move || message.with(|m| m.as_ref().map_or("done", |m| status_name(&m.status)));
@@ -129,19 +133,30 @@ fn PartView(part: Memo<Option<Part>>, answering: Signal<bool>) -> impl IntoView 
         };
         let html = RwSignal::new(render().unwrap_or_default());
         // While the answer streams, deltas come faster than a screen shows them: render the text at most once an
-        // animation frame. A finished text renders again only when the highlighting of one of its blocks comes.
+        // animation frame, and no sooner than STREAM_RENDER_MS after its last render (each render lays the whole
+        // text out again). A finished text renders again only when the highlighting of one of its blocks comes.
         let frame_pending = StoredValue::new(false);
+        let last_render = StoredValue::new(0.0_f64);
         let schedule = move || {
             if !answering.get_untracked() {
                 html.try_set(render().unwrap_or_default());
             } else if !frame_pending.get_value() {
                 frame_pending.set_value(true);
-                request_animation_frame(move || {
-                    frame_pending.try_set_value(false);
-                    if let Some(fresh) = render() {
-                        html.try_set(fresh);
-                    }
-                });
+                let frame = move || {
+                    request_animation_frame(move || {
+                        frame_pending.try_set_value(false);
+                        last_render.try_set_value(browser::now_ms() as f64);
+                        if let Some(fresh) = render() {
+                            html.try_set(fresh);
+                        }
+                    })
+                };
+                let wait = last_render.get_value() + STREAM_RENDER_MS - browser::now_ms() as f64;
+                if wait > 0.0 {
+                    set_timeout(frame, Duration::from_millis(wait as u64));
+                } else {
+                    frame();
+                }
             }
         };
         Effect::new(move |_| {

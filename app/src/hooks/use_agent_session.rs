@@ -81,9 +81,9 @@ where
 {
     /// The conversation, in order.
     pub messages: Signal<Vec<Message>>,
-    /// Set with every change of `messages`: the index of the first message it touched. The messages before it are
-    /// as they were, so a view of one message can skip looking at a change that cannot concern it.
-    pub changed_from: Signal<usize>,
+    /// Each message on its own: a view of one message hears of its changes only, so an event costs the same at
+    /// turn 1 and turn 500 (while an answer streams, every change is to the last message).
+    pub message_at: MessageAt,
     /// An answer is being written, or was asked for and has not started yet.
     pub is_streaming: Signal<bool>,
     pub connection: Signal<ConnectionState>,
@@ -140,7 +140,7 @@ pub fn use_agent_session_with_options(
 
     UseAgentSessionReturn {
         messages: agent.messages.read_only().into(),
-        changed_from: agent.changed_from.read_only().into(),
+        message_at: agent.message_at,
         is_streaming: agent.busy.read_only().into(),
         connection: agent.connection.read_only().into(),
         error: agent.error.read_only().into(),
@@ -211,13 +211,47 @@ impl Local {
 /// Handles to the hook's state; `Copy`, so every callback takes its own. Every stream gets a generation number; a
 /// callback of a replaced stream finds its generation outdated and does nothing, so a late chunk can never land in
 /// the wrong session.
+/// One signal per message index, for the life of the hook: index `i` is always the same signal (a view keyed by
+/// index keeps it), set only when message `i` changes, and `None` once the conversation is shorter than `i`.
+#[derive(Clone, Copy)]
+pub struct MessageAt(StoredValue<Vec<ArcRwSignal<Option<Message>>>>);
+
+impl MessageAt {
+    /// Message `index`, changing only when it does.
+    pub fn get(self, index: usize) -> Signal<Option<Message>> {
+        self.0
+            .try_update_value(|slots| {
+                while slots.len() <= index {
+                    slots.push(ArcRwSignal::new(None));
+                }
+                slots[index].clone()
+            })
+            .map_or_else(|| Signal::stored(None), Signal::from)
+    }
+
+    /// `tail` in place of the messages from `from` on; only the slots whose message changed are set.
+    fn show(self, from: usize, tail: &[Message]) {
+        self.0.try_update_value(|slots| {
+            while slots.len() < from + tail.len() {
+                slots.push(ArcRwSignal::new(None));
+            }
+            let now = tail.iter().map(Some).chain(std::iter::repeat(None));
+            for (slot, message) in slots[from..].iter().zip(now) {
+                if slot.with_untracked(|shown| shown.as_ref() != message) {
+                    slot.set(message.cloned());
+                }
+            }
+        });
+    }
+}
+
 #[derive(Clone, Copy)]
 struct Agent {
     session_id: Signal<String>,
     options: StoredValue<UseAgentSessionOptions>,
     local: StoredValue<Local, LocalStorage>,
     messages: RwSignal<Vec<Message>>,
-    changed_from: RwSignal<usize>,
+    message_at: MessageAt,
     busy: RwSignal<bool>,
     connection: RwSignal<ConnectionState>,
     error: RwSignal<Option<String>>,
@@ -244,7 +278,7 @@ impl Agent {
             options: StoredValue::new(options),
             local: StoredValue::new_local(local),
             messages: RwSignal::new(Vec::new()),
-            changed_from: RwSignal::new(0),
+            message_at: MessageAt(StoredValue::new(Vec::new())),
             busy: RwSignal::new(false),
             connection: RwSignal::new(ConnectionState::Connecting),
             error: RwSignal::new(None),
@@ -417,11 +451,11 @@ impl Agent {
 
     /// Shows `tail` in place of the messages from index `from` on.
     fn show(&self, from: usize, tail: Vec<Message>) {
+        self.message_at.show(from, &tail);
         self.messages.update(|messages| {
             messages.truncate(from);
             messages.extend(tail);
         });
-        self.changed_from.set(from);
     }
 
     /// Applies one chunk's events.
