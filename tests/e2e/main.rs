@@ -11,6 +11,7 @@ mod input;
 mod ownership;
 mod questions;
 mod secrets;
+mod sessions;
 mod stall;
 mod tokens;
 
@@ -69,6 +70,11 @@ async fn main() {
             failures::cli_crash_and_garbage_end_cleanly,
             failures::sandbox_down_is_dispatch_failed,
             failures::an_oversized_line_leaves_a_marker,
+            sessions::queued_prompts_run_in_order_and_a_removed_one_never_runs,
+            sessions::the_queue_is_capped_and_emptied_by_delete,
+            sessions::replaying_an_idempotency_key_starts_no_second_turn,
+            sessions::the_session_list_is_live_and_tells_the_truth,
+            sessions::the_transcript_exports_as_markdown,
             // Browser: the app in headless Chromium (Debian's chromium + chromedriver).
             browser::browser_streams_an_answer_live,
             browser::browser_reload_mid_answer_loses_nothing,
@@ -95,7 +101,8 @@ async fn main() {
             input::security_a_chat_flood_starts_one_execution,
             secrets::security_the_claude_token_stays_server_side,
             secrets::security_no_secret_appears_in_a_log,
-            // Last on this stack: it restarts wrangler.
+            // Last on this stack: they restart wrangler.
+            sessions::the_queue_survives_a_worker_restart,
             failures::an_answer_survives_a_worker_restart,
         ],
     )

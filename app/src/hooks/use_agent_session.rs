@@ -527,6 +527,8 @@ impl Agent {
                 .options
                 .with_value(|o| o.turn.map(|t| t.get_untracked()))
                 .unwrap_or_default(),
+            queue: false,
+            idempotency_key: None,
         };
         let Some((ready, unfinished)) = self.with_local(|l| (l.ready, l.conversation.unfinished()))
         else {
