@@ -117,7 +117,7 @@ pub struct QueuedResponse {
 pub const DEFAULT_SESSION_NAME: &str = "New chat";
 
 /// What a session is doing, as the session list shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SessionStatus {
     #[default]
