@@ -3,6 +3,7 @@
 
 mod approvals;
 mod browser;
+mod browser_sessions;
 mod chat;
 mod durable;
 mod failures;
@@ -70,11 +71,11 @@ async fn main() {
             failures::cli_crash_and_garbage_end_cleanly,
             failures::sandbox_down_is_dispatch_failed,
             failures::an_oversized_line_leaves_a_marker,
-            sessions::queued_prompts_run_in_order_and_a_removed_one_never_runs,
-            sessions::the_queue_is_capped_and_emptied_by_delete,
-            sessions::replaying_an_idempotency_key_starts_no_second_turn,
-            sessions::the_session_list_is_live_and_tells_the_truth,
-            sessions::the_transcript_exports_as_markdown,
+            sessions::sessions_queued_prompts_run_in_order_and_a_removed_one_never_runs,
+            sessions::sessions_the_queue_is_capped_and_emptied_by_delete,
+            sessions::sessions_replaying_an_idempotency_key_starts_no_second_turn,
+            sessions::sessions_the_list_is_live_and_tells_the_truth,
+            sessions::sessions_the_transcript_exports_as_markdown,
             // Browser: the app in headless Chromium (Debian's chromium + chromedriver).
             browser::browser_streams_an_answer_live,
             browser::browser_reload_mid_answer_loses_nothing,
@@ -87,6 +88,9 @@ async fn main() {
             browser::browser_session_rules_are_listed_and_forgotten,
             browser::browser_questions_are_answered_from_a_second_window,
             browser::browser_a_plan_is_approved_then_one_is_sent_back,
+            browser_sessions::browser_sessions_the_list_follows_a_session_live,
+            browser_sessions::browser_sessions_a_prompt_sent_while_an_answer_runs_is_queued,
+            browser_sessions::browser_sessions_the_outbox_sends_a_prompt_once_when_back_online,
             // Security and hostile input (issue 6); the log scan last, after everything above has logged.
             tokens::security_callback_tokens_are_refused_before_a_do_wakes,
             tokens::security_execution_tokens_are_bound_to_their_execution,
@@ -102,7 +106,7 @@ async fn main() {
             secrets::security_the_claude_token_stays_server_side,
             secrets::security_no_secret_appears_in_a_log,
             // Last on this stack: they restart wrangler.
-            sessions::the_queue_survives_a_worker_restart,
+            sessions::sessions_the_queue_survives_a_worker_restart,
             failures::an_answer_survives_a_worker_restart,
         ],
     )

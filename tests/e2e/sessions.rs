@@ -52,7 +52,7 @@ async fn wait_for_turns(user: &Client, session_id: &str, n: usize) -> Vec<Line> 
 /// A prompt sent with `queue` while an answer runs waits (202, its position, a `queued` event), starts as its
 /// own turn with its own options when the answer ends (`dequeued` `started` right before its user message),
 /// in order; a removed one (`dequeued` `cancelled`) never runs; without `queue` the answer is still 409.
-pub async fn queued_prompts_run_in_order_and_a_removed_one_never_runs(stack: &Stack) {
+pub async fn sessions_queued_prompts_run_in_order_and_a_removed_one_never_runs(stack: &Stack) {
     let user = Client::signed_in(&stack.base).await;
     let session = user.create_session().await;
     let marker = uuid_like();
@@ -139,10 +139,10 @@ pub async fn queued_prompts_run_in_order_and_a_removed_one_never_runs(stack: &St
     let args = std::fs::read_to_string(stack.args_log()).expect("the fake logs its arguments");
     let planned: Vec<bool> = args
         .lines()
+        .filter_map(|line| serde_json::from_str::<Vec<String>>(line).ok())
         .rev()
         .take(3)
-        .map(|line| {
-            let args: Vec<String> = serde_json::from_str(line).unwrap_or_default();
+        .map(|args| {
             args.windows(2)
                 .any(|w| w[0] == "--permission-mode" && w[1] == "plan")
         })
@@ -156,7 +156,7 @@ pub async fn queued_prompts_run_in_order_and_a_removed_one_never_runs(stack: &St
 
 /// Past the cap, a queued prompt is refused with 429; deleting the session empties the queue (nothing of it
 /// starts).
-pub async fn the_queue_is_capped_and_emptied_by_delete(stack: &Stack) {
+pub async fn sessions_the_queue_is_capped_and_emptied_by_delete(stack: &Stack) {
     let user = Client::signed_in(&stack.base).await;
     let session = user.create_session().await;
     let mut running = user
@@ -191,7 +191,7 @@ pub async fn the_queue_is_capped_and_emptied_by_delete(stack: &Stack) {
 
 /// The same idempotency key again starts no second turn: a started turn answers with its events, a queued
 /// prompt with the same queue id.
-pub async fn replaying_an_idempotency_key_starts_no_second_turn(stack: &Stack) {
+pub async fn sessions_replaying_an_idempotency_key_starts_no_second_turn(stack: &Stack) {
     let user = Client::signed_in(&stack.base).await;
     let session = user.create_session().await;
     let key = uuid_like();
@@ -289,7 +289,7 @@ impl Watch {
 /// The list tells the truth, live: a watcher sees a new session, then running and idle by themselves; the
 /// list carries the cost, the title (the first prompt while the name is the default), the last activity, and
 /// is sorted by it; a rename shows at once; another user sees none of it.
-pub async fn the_session_list_is_live_and_tells_the_truth(stack: &Stack) {
+pub async fn sessions_the_list_is_live_and_tells_the_truth(stack: &Stack) {
     let user = Client::signed_in(&stack.base).await;
     let other = Client::signed_in(&stack.base).await;
     let mut watch = Watch::open(&user).await;
@@ -313,7 +313,10 @@ pub async fn the_session_list_is_live_and_tells_the_truth(stack: &Stack) {
     let running = watch
         .until_status(&session.id, SessionStatus::Running)
         .await;
-    assert_eq!(running.title, "Fix the flaky build please");
+    assert_eq!(
+        running.title, "[fixture:text][delay:150] Fix the flaky build please",
+        "the first prompt on one line"
+    );
     let idle = watch.until_status(&session.id, SessionStatus::Idle).await;
     assert!((idle.cost_usd - 0.0042).abs() < 1e-9, "{idle:?}");
     assert!(idle.last_activity_at >= running.last_activity_at);
@@ -374,7 +377,7 @@ pub async fn the_session_list_is_live_and_tells_the_truth(stack: &Stack) {
 }
 
 /// The transcript downloads as Markdown, its turns in order, with tool calls, cost and a filename.
-pub async fn the_transcript_exports_as_markdown(stack: &Stack) {
+pub async fn sessions_the_transcript_exports_as_markdown(stack: &Stack) {
     let user = Client::signed_in(&stack.base).await;
     let session = user.create_session().await;
     user.turn(&session.id, "[fixture:text] the first question")
@@ -414,7 +417,7 @@ pub async fn the_transcript_exports_as_markdown(stack: &Stack) {
 }
 
 /// The queue is in the DO's SQLite: a prompt queued before the Worker restarts runs after it.
-pub async fn the_queue_survives_a_worker_restart(stack: &Stack) {
+pub async fn sessions_the_queue_survives_a_worker_restart(stack: &Stack) {
     let user = Client::signed_in(&stack.base).await;
     let session = user.create_session().await;
     let mut stream = user

@@ -246,6 +246,7 @@ impl Browser {
         Page {
             client,
             base: base.to_string(),
+            driver: self.url.clone(),
         }
     }
 }
@@ -310,6 +311,8 @@ fn testid(id: &str) -> String {
 pub struct Page {
     pub client: fantoccini::Client,
     pub base: String,
+    /// chromedriver's address, for the commands WebDriver lacks (Chrome DevTools, [`Page::cdp`]).
+    pub driver: String,
 }
 
 impl Page {
@@ -621,6 +624,44 @@ impl Page {
                 .join("; "),
         );
         client
+    }
+
+    /// Runs a Chrome DevTools Protocol command in the current window (chromedriver's `goog/cdp/execute`), e.g.
+    /// `Network.emulateNetworkConditions` to take the page offline.
+    pub async fn cdp(&self, cmd: &str, params: Value) -> Value {
+        let session = self
+            .client
+            .session_id()
+            .await
+            .expect("the WebDriver session id")
+            .expect("a WebDriver session");
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("an HTTP client");
+        let response = http
+            .post(format!(
+                "{}/session/{session}/goog/cdp/execute",
+                self.driver
+            ))
+            .json(&json!({ "cmd": cmd, "params": params }))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{cmd}: {e}"));
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or_default();
+        assert!(status.is_success(), "{cmd} answered {status}: {body}");
+        body["value"].clone()
+    }
+
+    /// Takes the page's network down (`offline`), or brings it back: the browser fires `offline`/`online`.
+    pub async fn set_offline(&self, offline: bool) {
+        self.cdp("Network.enable", json!({})).await;
+        self.cdp(
+            "Network.emulateNetworkConditions",
+            json!({"offline": offline, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1}),
+        )
+        .await;
     }
 
     /// Saves a PNG of the viewport to `path`.
