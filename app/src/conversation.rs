@@ -136,6 +136,33 @@ mod tests {
     }
 
     #[test]
+    fn queued_prompts_keep_the_session_unfinished_until_they_start_or_leave() {
+        let mut c = Conversation::default();
+        c.apply(&[stored(1, user("hi")), stored(2, delta("yo"))]);
+        c.apply(&[stored(
+            3,
+            Event::Queued {
+                queue_id: "q1".into(),
+                text: "next".into(),
+            },
+        )]);
+        assert_eq!(c.queued().len(), 1);
+        c.apply(&[stored(4, done())]);
+        assert!(c.unfinished(), "the next turn is coming");
+        c.apply(&[stored(
+            11,
+            Event::Dequeued {
+                queue_id: "q1".into(),
+                reason: vf_protocol::DequeueReason::Started,
+            },
+        )]);
+        assert!(c.queued().is_empty());
+        c.apply(&[stored(12, user("next")), stored(13, done())]);
+        assert!(!c.unfinished());
+        assert_eq!(c.messages().len(), 4);
+    }
+
+    #[test]
     fn a_sent_prompt_is_unfinished_until_its_answer_ends() {
         let mut c = Conversation::default();
         assert!(!c.unfinished());
