@@ -3,29 +3,10 @@
 //! sends it once.
 
 use serde_json::json;
-use vf_e2e::browser::Shown;
-use vf_e2e::client::Line;
+use vf_e2e::events::prompts;
 use vf_e2e::{Browser, Client, Stack};
-use vf_protocol::Event;
 
-fn prompts(lines: &[Line]) -> Vec<String> {
-    lines
-        .iter()
-        .filter_map(|l| match &l.envelope.event {
-            Event::UserMessage { text } => Some(text.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
-/// `count` messages are shown and the last, an answer, has finished.
-fn finished(count: usize) -> impl Fn(&[Shown]) -> bool {
-    move |m: &[Shown]| {
-        m.len() == count
-            && m.last()
-                .is_some_and(|a| a.role == "assistant" && a.status != "streaming")
-    }
-}
+use crate::browser::finished;
 
 fn session_status(id: &str, status: &str) -> String {
     format!(

@@ -5,22 +5,11 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use vf_e2e::client::{uuid_like, Line};
-use vf_e2e::events::terminals;
+use vf_e2e::events::{prompts, terminals};
 use vf_e2e::wait::until;
 use vf_e2e::{Client, EventStream, Stack};
 use vf_protocol::api::{SessionListEvent, SessionStatus, SessionSummary, MAX_QUEUED_PROMPTS};
 use vf_protocol::{DequeueReason, Event};
-
-/// The user messages of a log, in order.
-fn prompts(lines: &[Line]) -> Vec<String> {
-    lines
-        .iter()
-        .filter_map(|l| match &l.envelope.event {
-            Event::UserMessage { text } => Some(text.clone()),
-            _ => None,
-        })
-        .collect()
-}
 
 /// `POST /api/v15/chat` with `queue` (and an idempotency key, if given): the status and the JSON body.
 async fn queue(user: &Client, session_id: &str, prompt: &str, key: Option<&str>) -> (u16, Value) {
