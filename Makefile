@@ -71,7 +71,9 @@ deploy-check:
 e2e:
 	cargo test -p vf-e2e --test e2e
 
-# Latency, throughput, replay and size of the real stack, release builds; prints the table, writes bench/latest.md.
+# Latency, throughput, replay, memory, the app's streaming cost in Chromium and its size, on the real stack with
+# release builds; prints the table, writes bench/latest.md.
+bench: export VF_SETUP_BROWSER := 1
 bench: setup app worker
 	cargo build --release -p vf-sandbox --bins
 	cargo run --release -p vf-bench

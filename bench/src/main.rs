@@ -3,6 +3,7 @@
 //! Every figure comes from this one run. Latencies use one clock on both sides: the synthetic agent stamps each
 //! text delta with the wall time just before writing it, and the reader subtracts that from its read time.
 
+mod browser;
 mod direct;
 mod floor;
 mod measure;
@@ -506,6 +507,10 @@ async fn main() {
         eprintln!("vf-bench: memory…");
         memory_rows(&bench, &mut rows).await;
     }
+    if selected("browser") {
+        eprintln!("vf-bench: the app's streaming cost in Chromium…");
+        browser::rows(&bench, &mut rows).await;
+    }
     wasm_rows(&mut rows);
     let table = render(&rows);
     println!("{table}");
@@ -516,7 +521,7 @@ async fn main() {
     }
 }
 
-/// `vf-bench [latency|burst|first|memory]` runs one part only (and leaves bench/latest.md alone).
+/// `vf-bench [latency|burst|first|memory|browser]` runs one part only (and leaves bench/latest.md alone).
 fn only() -> Option<String> {
     std::env::args().nth(1)
 }

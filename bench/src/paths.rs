@@ -63,7 +63,7 @@ impl Bench {
     }
 
     /// Restarts vf-sandbox with `VF_SYNTHETIC=spec` (it hands `VF_*` to every agent) unless it already runs so.
-    async fn synthetic(&self, spec: &str) {
+    pub async fn synthetic(&self, spec: &str) {
         if *self.synthetic.borrow() == spec {
             return;
         }

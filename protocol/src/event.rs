@@ -32,14 +32,17 @@ pub enum Event {
     },
     /// A piece of the assistant's answer.
     TextDelta { text: String },
-    /// The assistant called a tool.
+    /// The assistant called a tool. `parentToolUseId`: the id of the Task/Agent call whose subagent made it.
     ToolStart {
         id: String,
         name: String,
         #[serde(default)]
         input: serde_json::Value,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        parent_tool_use_id: Option<String>,
     },
-    /// A tool's result.
+    /// A tool's result. `images`: pictures the tool returned (a screenshot, an image file it read), carried in the
+    /// event itself, since a client shows only what the event holds and never fetches anything for it.
     ToolResult {
         id: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -47,6 +50,10 @@ pub enum Event {
         output: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         is_error: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        parent_tool_use_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        images: Vec<Image>,
     },
     /// The answer is complete. Terminal.
     Done {
@@ -89,6 +96,16 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         answers: Option<Answers>,
     },
+    /// What the CLI says about its own progress (retrying the API, compacting, a subagent's task): shown under
+    /// the running answer while it lasts, never stored.
+    Status {
+        kind: StatusKind,
+        message: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        attempt: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_in_ms: Option<u64>,
+    },
     /// Keeps idle streams open through proxies; never stored.
     Heartbeat,
     /// A prompt sent with `"queue": true` while an answer ran: it waits for the running answer to end.
@@ -110,6 +127,51 @@ pub enum DequeueReason {
     Cancelled,
 }
 
+/// An image a tool returned, as base64 data of one of [`Image::MEDIA_TYPES`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Image {
+    pub media_type: String,
+    pub data: String,
+}
+
+impl Image {
+    /// The raster types a browser shows safely from a `data:` URL (no SVG: it can carry script).
+    pub const MEDIA_TYPES: [&'static str; 4] =
+        ["image/png", "image/jpeg", "image/gif", "image/webp"];
+
+    /// Whether this image may be shown: a known raster type and data that is plain base64.
+    pub fn is_safe(&self) -> bool {
+        Self::MEDIA_TYPES.contains(&self.media_type.as_str())
+            && !self.data.is_empty()
+            && self
+                .data
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='))
+    }
+
+    /// The `data:` URL a page shows it from.
+    pub fn data_url(&self) -> String {
+        format!("data:{};base64,{}", self.media_type, self.data)
+    }
+}
+
+/// What a `status` event is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StatusKind {
+    /// The API failed and Claude Code retries it.
+    ApiRetry,
+    /// The account nears or hit its usage limit.
+    RateLimit,
+    /// Claude Code is compacting the conversation.
+    Compacting,
+    /// A subagent's task started, progressed or ended.
+    Task,
+    /// A kind this version does not know; kept so that newer agents do not break older clients.
+    #[serde(other)]
+    Other,
+}
 /// How far an approval reaches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -165,7 +227,10 @@ pub enum ErrorCode {
 impl Event {
     /// Whether the DO appends this event to the session's log.
     pub fn is_persisted(&self) -> bool {
-        !matches!(self, Event::Connected { .. } | Event::Heartbeat)
+        !matches!(
+            self,
+            Event::Connected { .. } | Event::Heartbeat | Event::Status { .. }
+        )
     }
 
     /// Whether this event ends an execution.
@@ -186,6 +251,7 @@ impl Event {
             Event::Error { .. } => "error",
             Event::Confirmation { .. } => "confirmation",
             Event::ConfirmationResult { .. } => "confirmation-result",
+            Event::Status { .. } => "status",
             Event::Heartbeat => "heartbeat",
             Event::Queued { .. } => "queued",
             Event::Dequeued { .. } => "dequeued",
@@ -300,12 +366,12 @@ impl Envelope {
     }
 }
 
-/// Builds the wire lines of one execution's stored events, `{"seq":N,"executionId":"…",<the event's fields>}`:
-/// the execution id is quoted once per batch and each event serialized once, straight into its line. The DO
-/// stores the same text it sends, so replay is a copy, not a parse-and-serialize.
+/// Builds the wire lines of one execution's events, `{"seq":N,"executionId":"…",<the event's fields>}` (a live-only
+/// event: without `seq`): the execution id is quoted once per batch and each event serialized once, straight into
+/// its line. The DO stores the same text it sends, so replay is a copy, not a parse-and-serialize.
 #[derive(Debug, Clone)]
 pub struct StoredLines {
-    /// `,"executionId":"…"`, quoted.
+    /// `"executionId":"…"`, quoted.
     execution_field: String,
 }
 
@@ -313,15 +379,28 @@ impl StoredLines {
     pub fn new(execution_id: &str) -> Self {
         let quoted = serde_json::to_string(execution_id).expect("strings serialize");
         StoredLines {
-            execution_field: format!(",\"executionId\":{quoted}"),
+            execution_field: format!("\"executionId\":{quoted}"),
         }
     }
 
     /// The line of `event` stored as `seq`, without its newline.
     pub fn line(&self, seq: u64, event: &Event) -> String {
+        self.write(Some(seq), event)
+    }
+
+    /// The line of an event that is sent but not stored (a `status`), without its newline.
+    pub fn live(&self, event: &Event) -> String {
+        self.write(None, event)
+    }
+
+    fn write(&self, seq: Option<u64>, event: &Event) -> String {
         let mut line = Vec::with_capacity(64 + self.execution_field.len());
-        line.extend_from_slice(b"{\"seq\":");
-        line.extend_from_slice(seq.to_string().as_bytes());
+        line.push(b'{');
+        if let Some(seq) = seq {
+            line.extend_from_slice(b"\"seq\":");
+            line.extend_from_slice(seq.to_string().as_bytes());
+            line.push(b',');
+        }
         line.extend_from_slice(self.execution_field.as_bytes());
         let body = line.len();
         serde_json::to_writer(&mut line, event).expect("events always serialize");
@@ -392,8 +471,18 @@ mod tests {
                 id: "t".into(),
                 name: "Read".into(),
                 input: json!({"file_path":"/a"}),
+                parent_tool_use_id: None,
             },
             json!({"type":"tool-start","id":"t","name":"Read","input":{"file_path":"/a"}}),
+        );
+        roundtrip(
+            Event::ToolStart {
+                id: "t2".into(),
+                name: "Grep".into(),
+                input: json!({}),
+                parent_tool_use_id: Some("task".into()),
+            },
+            json!({"type":"tool-start","id":"t2","name":"Grep","input":{},"parentToolUseId":"task"}),
         );
         roundtrip(
             Event::ToolResult {
@@ -401,8 +490,34 @@ mod tests {
                 name: None,
                 output: "ok".into(),
                 is_error: Some(true),
+                parent_tool_use_id: None,
+                images: Vec::new(),
             },
             json!({"type":"tool-result","id":"t","output":"ok","isError":true}),
+        );
+        roundtrip(
+            Event::ToolResult {
+                id: "t".into(),
+                name: Some("Read".into()),
+                output: String::new(),
+                is_error: None,
+                parent_tool_use_id: Some("task".into()),
+                images: vec![Image {
+                    media_type: "image/png".into(),
+                    data: "iVBORw0KGgo=".into(),
+                }],
+            },
+            json!({"type":"tool-result","id":"t","name":"Read","output":"","parentToolUseId":"task",
+                   "images":[{"mediaType":"image/png","data":"iVBORw0KGgo="}]}),
+        );
+        roundtrip(
+            Event::Status {
+                kind: StatusKind::ApiRetry,
+                message: "API unreachable".into(),
+                attempt: Some(3),
+                retry_in_ms: Some(16_000),
+            },
+            json!({"type":"status","kind":"api-retry","message":"API unreachable","attempt":3,"retryInMs":16000}),
         );
         roundtrip(
             Event::Done {
@@ -458,6 +573,35 @@ mod tests {
     }
 
     #[test]
+    fn unknown_status_kinds_are_kept_readable() {
+        let e: Event =
+            serde_json::from_str(r#"{"type":"status","kind":"hook","message":"x"}"#).unwrap();
+        assert!(matches!(
+            e,
+            Event::Status {
+                kind: StatusKind::Other,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn only_plain_raster_images_are_safe() {
+        let image = |media_type: &str, data: &str| Image {
+            media_type: media_type.into(),
+            data: data.into(),
+        };
+        assert!(image("image/png", "iVBORw0KGgo=").is_safe());
+        assert_eq!(
+            image("image/png", "AA==").data_url(),
+            "data:image/png;base64,AA=="
+        );
+        assert!(!image("image/svg+xml", "PHN2Zz4=").is_safe());
+        assert!(!image("image/png", "AA==\"onerror=").is_safe());
+        assert!(!image("image/png", "").is_safe());
+    }
+
+    #[test]
     fn unknown_error_codes_are_kept_readable() {
         let e: Event =
             serde_json::from_str(r#"{"type":"error","error":"x","code":"quota"}"#).unwrap();
@@ -472,6 +616,13 @@ mod tests {
         }
         .is_persisted());
         assert!(Event::TextDelta { text: "a".into() }.is_persisted());
+        assert!(!Event::Status {
+            kind: StatusKind::Compacting,
+            message: String::new(),
+            attempt: None,
+            retry_in_ms: None,
+        }
+        .is_persisted());
         assert!(Event::error(ErrorCode::Timeout, "t").is_terminal());
         assert!(!Event::TextDelta { text: "a".into() }.is_terminal());
     }
@@ -509,6 +660,15 @@ mod tests {
                 parsed,
                 Envelope {
                     seq: Some(7),
+                    execution_id: Some("ex\"1".into()),
+                    event: event.clone()
+                }
+            );
+            let live: Envelope = serde_json::from_str(&lines.live(&event)).unwrap();
+            assert_eq!(
+                live,
+                Envelope {
+                    seq: None,
                     execution_id: Some("ex\"1".into()),
                     event
                 }

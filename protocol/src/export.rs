@@ -33,9 +33,7 @@ pub fn markdown(title: &str, events: &[Envelope]) -> String {
                             let _ = writeln!(out, "{}\n", text.trim_end());
                         }
                         Part::Text(_) => {}
-                        Part::Tool(call) => {
-                            let _ = writeln!(out, "- {}\n", tool_line(call));
-                        }
+                        Part::Tool(call) => write_tool(&mut out, call, 0),
                         Part::Approval(approval) => {
                             let _ = writeln!(out, "- {}\n", approval_line(approval));
                         }
@@ -78,6 +76,17 @@ pub fn markdown(title: &str, events: &[Envelope]) -> String {
     out
 }
 
+/// A tool call as a list item, a subagent's calls nested under it.
+fn write_tool(out: &mut String, call: &ToolCall, depth: usize) {
+    let _ = writeln!(out, "{}- {}", "  ".repeat(depth), tool_line(call));
+    for child in &call.children {
+        write_tool(out, child, depth + 1);
+    }
+    if depth == 0 {
+        out.push('\n');
+    }
+}
+
 /// `**Read** `src/main.rs` → ok (12 lines)`.
 fn tool_line(call: &ToolCall) -> String {
     let input = summarize_input(&call.input);
@@ -86,7 +95,15 @@ fn tool_line(call: &ToolCall) -> String {
         Some(output) => {
             let lines = output.lines().count();
             let word = if call.is_error { "error" } else { "ok" };
-            format!("{word} ({lines} line{})", if lines == 1 { "" } else { "s" })
+            let images = match call.images.len() {
+                0 => String::new(),
+                1 => ", 1 image".to_string(),
+                n => format!(", {n} images"),
+            };
+            format!(
+                "{word} ({lines} line{}{images})",
+                if lines == 1 { "" } else { "s" }
+            )
         }
     };
     match input {
@@ -206,6 +223,7 @@ mod tests {
                     id: "t1".into(),
                     name: "Read".into(),
                     input: json!({"file_path": "/w/src/main.rs"}),
+                    parent_tool_use_id: None,
                 },
             ),
             at(
@@ -216,6 +234,8 @@ mod tests {
                     name: None,
                     output: "fn main() {}\n// end".into(),
                     is_error: None,
+                    parent_tool_use_id: None,
+                    images: Vec::new(),
                 },
             ),
             at(

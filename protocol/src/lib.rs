@@ -20,7 +20,7 @@ pub mod watchdog;
 
 pub use decode::{DecodeError, EnvelopeDecoder};
 pub use event::{
-    AgentLine, Answers, ApprovalScope, DecidedBy, DequeueReason, Envelope, ErrorCode, Event,
-    StoredLines, Usage,
+    AgentLine, Answers, ApprovalScope, DecidedBy, DequeueReason, Envelope, ErrorCode, Event, Image,
+    StatusKind, StoredLines, Usage,
 };
 pub use framer::{FrameError, LineFramer};

@@ -5,7 +5,9 @@
 //! resumes with `after=N` and happens to receive an overlap shows nothing twice. Events without a seq (the
 //! legacy WebSocket path) are applied as they come.
 
-use crate::event::{Answers, ApprovalScope, DecidedBy, Envelope, ErrorCode, Event, Usage};
+use crate::event::{
+    Answers, ApprovalScope, DecidedBy, Envelope, ErrorCode, Event, Image, StatusKind, Usage,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -21,6 +23,45 @@ pub struct ToolCall {
     pub input: serde_json::Value,
     pub output: Option<String>,
     pub is_error: bool,
+    /// The images of its result that are safe to show.
+    pub images: Vec<Image>,
+    /// The calls a subagent made for it (a Task/Agent call), in order.
+    pub children: Vec<ToolCall>,
+}
+
+impl ToolCall {
+    fn new(id: &str, name: &str, input: serde_json::Value) -> Self {
+        ToolCall {
+            id: id.to_string(),
+            name: name.to_string(),
+            input,
+            output: None,
+            is_error: false,
+            images: Vec::new(),
+            children: Vec::new(),
+        }
+    }
+
+    /// This call or one of its descendants, by id.
+    fn find_mut(&mut self, id: &str) -> Option<&mut ToolCall> {
+        if self.id == id {
+            return Some(self);
+        }
+        self.children
+            .iter_mut()
+            .rev()
+            .find_map(|child| child.find_mut(id))
+    }
+}
+
+/// What the CLI last said about its own progress while the answer runs (a `status` event). Live only: the next
+/// event of the answer clears it, and a replay never shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Activity {
+    pub kind: StatusKind,
+    pub message: String,
+    pub attempt: Option<u32>,
+    pub retry_in_ms: Option<u64>,
 }
 
 /// A tool call Claude asked the user to allow, and the answer once there is one.
@@ -76,6 +117,8 @@ pub struct Message {
     pub execution_id: Option<String>,
     pub parts: Vec<Part>,
     pub status: Status,
+    /// What the CLI says it is doing, while the answer streams.
+    pub activity: Option<Activity>,
 }
 
 impl Message {
@@ -120,6 +163,39 @@ impl Transcript {
         let execution = envelope.execution_id.as_deref();
         match &envelope.event {
             Event::Connected { .. } | Event::Heartbeat => return false,
+            Event::Status {
+                kind,
+                message,
+                attempt,
+                retry_in_ms,
+            } => {
+                // Only a running answer shows it; a status never opens a message of its own.
+                let Some(running) = self
+                    .messages
+                    .last_mut()
+                    .filter(|m| m.role == Role::Assistant && m.status == Status::Streaming)
+                else {
+                    return false;
+                };
+                running.activity = Some(Activity {
+                    kind: *kind,
+                    message: message.clone(),
+                    attempt: *attempt,
+                    retry_in_ms: *retry_in_ms,
+                });
+                return true;
+            }
+            // The queue is not the answer: what the CLI said it was doing still holds.
+            Event::Queued { .. } | Event::Dequeued { .. } => {}
+            // Anything else the answer does ends what the CLI said it was doing.
+            _ => {
+                if let Some(last) = self.messages.last_mut() {
+                    last.activity = None;
+                }
+            }
+        }
+        match &envelope.event {
+            Event::Connected { .. } | Event::Heartbeat | Event::Status { .. } => return false,
             Event::Queued { queue_id, text } => self.queued.push(QueuedPrompt {
                 queue_id: queue_id.clone(),
                 text: text.clone(),
@@ -135,6 +211,7 @@ impl Transcript {
                         cost_usd: None,
                         duration_ms: None,
                     },
+                    activity: None,
                 });
                 self.assistant(execution);
             }
@@ -148,44 +225,50 @@ impl Transcript {
                     _ => parts.push(Part::Text(text.clone())),
                 }
             }
-            Event::ToolStart { id, name, input } => {
-                self.assistant(execution).parts.push(Part::Tool(ToolCall {
-                    id: id.clone(),
-                    name: name.clone(),
-                    input: input.clone(),
-                    output: None,
-                    is_error: false,
-                }));
+            Event::ToolStart {
+                id,
+                name,
+                input,
+                parent_tool_use_id,
+            } => {
+                let call = ToolCall::new(id, name, input.clone());
+                let parts = &mut self.assistant(execution).parts;
+                match parent_tool_use_id
+                    .as_deref()
+                    .and_then(|p| find_call(parts, p))
+                {
+                    Some(parent) => parent.children.push(call),
+                    None => parts.push(Part::Tool(call)),
+                }
             }
             Event::ToolResult {
                 id,
                 name,
                 output,
                 is_error,
+                parent_tool_use_id,
+                images,
             } => {
                 let parts = &mut self.assistant(execution).parts;
-                let existing = parts.iter_mut().rev().find_map(|p| match p {
-                    Part::Tool(call) if &call.id == id => Some(call),
-                    _ => None,
-                });
-                let call = match existing {
-                    Some(call) => call,
-                    None => {
-                        parts.push(Part::Tool(ToolCall {
-                            id: id.clone(),
-                            name: name.clone().unwrap_or_default(),
-                            input: serde_json::Value::Null,
-                            output: None,
-                            is_error: false,
-                        }));
-                        match parts.last_mut() {
-                            Some(Part::Tool(call)) => call,
-                            _ => unreachable!("just pushed a tool part"),
-                        }
+                if find_call(parts, id).is_none() {
+                    // A result whose call this client never saw (it started before a clear, say) still shows.
+                    let call = ToolCall::new(
+                        id,
+                        name.as_deref().unwrap_or_default(),
+                        serde_json::Value::Null,
+                    );
+                    match parent_tool_use_id
+                        .as_deref()
+                        .and_then(|p| find_call(parts, p))
+                    {
+                        Some(parent) => parent.children.push(call),
+                        None => parts.push(Part::Tool(call)),
                     }
-                };
+                }
+                let call = find_call(parts, id).expect("the call exists now");
                 call.output = Some(output.clone());
                 call.is_error = is_error.unwrap_or(false);
+                call.images = images.iter().filter(|i| i.is_safe()).cloned().collect();
             }
             Event::Done {
                 usage,
@@ -307,12 +390,21 @@ impl Transcript {
                 execution_id: execution.map(String::from),
                 parts: Vec::new(),
                 status: Status::Streaming,
+                activity: None,
             });
         }
         self.messages
             .last_mut()
             .expect("an assistant message exists")
     }
+}
+
+/// The call `id` among `parts`, at any depth (a subagent's calls sit under their Task call).
+fn find_call<'a>(parts: &'a mut [Part], id: &str) -> Option<&'a mut ToolCall> {
+    parts.iter_mut().rev().find_map(|part| match part {
+        Part::Tool(call) => call.find_mut(id),
+        _ => None,
+    })
 }
 
 #[cfg(test)]
@@ -347,6 +439,7 @@ mod tests {
                     id: "t1".into(),
                     name: "Read".into(),
                     input: json!({"file_path": "a"}),
+                    parent_tool_use_id: None,
                 },
             ),
             stored(
@@ -356,6 +449,8 @@ mod tests {
                     name: None,
                     output: "fn main() {}".into(),
                     is_error: None,
+                    parent_tool_use_id: None,
+                    images: Vec::new(),
                 },
             ),
             stored(
@@ -523,5 +618,118 @@ mod tests {
         assert_eq!(t.messages[1].text(), "ab");
         t.apply(&Envelope::live(Event::cancelled()));
         assert_eq!(t.messages[1].status, Status::Stopped);
+    }
+
+    fn tool_start(id: &str, name: &str, parent: Option<&str>) -> Event {
+        Event::ToolStart {
+            id: id.into(),
+            name: name.into(),
+            input: json!({}),
+            parent_tool_use_id: parent.map(String::from),
+        }
+    }
+
+    fn tool_result(id: &str, parent: Option<&str>, images: Vec<Image>) -> Event {
+        Event::ToolResult {
+            id: id.into(),
+            name: None,
+            output: format!("out of {id}"),
+            is_error: None,
+            parent_tool_use_id: parent.map(String::from),
+            images,
+        }
+    }
+
+    fn status(message: &str) -> Envelope {
+        Envelope::live(Event::Status {
+            kind: StatusKind::ApiRetry,
+            message: message.into(),
+            attempt: Some(1),
+            retry_in_ms: Some(500),
+        })
+    }
+
+    #[test]
+    fn a_subagents_calls_are_grouped_under_its_task() {
+        let t = reduce(&[
+            stored(1, Event::UserMessage { text: "q".into() }),
+            stored(2, tool_start("task", "Task", None)),
+            stored(3, tool_start("grep", "Grep", Some("task"))),
+            stored(4, tool_start("nested", "Task", Some("task"))),
+            stored(5, tool_start("read", "Read", Some("nested"))),
+            stored(6, tool_result("read", Some("nested"), Vec::new())),
+            stored(7, tool_result("grep", Some("task"), Vec::new())),
+            // A parent this client never saw: the call shows at the top.
+            stored(8, tool_start("orphan", "Bash", Some("gone"))),
+            stored(9, tool_result("task", None, Vec::new())),
+        ]);
+        let parts = &t.messages[1].parts;
+        assert_eq!(parts.len(), 2, "{parts:?}");
+        let Part::Tool(task) = &parts[0] else {
+            panic!("{parts:?}")
+        };
+        assert_eq!(task.output.as_deref(), Some("out of task"));
+        let children: Vec<_> = task.children.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(children, ["grep", "nested"]);
+        assert_eq!(task.children[0].output.as_deref(), Some("out of grep"));
+        assert_eq!(task.children[1].children[0].id, "read");
+        assert_eq!(
+            task.children[1].children[0].output.as_deref(),
+            Some("out of read")
+        );
+        assert!(matches!(&parts[1], Part::Tool(call) if call.id == "orphan"));
+    }
+
+    #[test]
+    fn a_result_of_an_unseen_call_joins_its_parent() {
+        let t = reduce(&[
+            stored(1, Event::UserMessage { text: "q".into() }),
+            stored(2, tool_start("task", "Task", None)),
+            stored(3, tool_result("late", Some("task"), Vec::new())),
+        ]);
+        let Part::Tool(task) = &t.messages[1].parts[0] else {
+            panic!()
+        };
+        assert_eq!(task.children[0].id, "late");
+        assert_eq!(task.children[0].output.as_deref(), Some("out of late"));
+    }
+
+    #[test]
+    fn only_safe_images_are_kept() {
+        let png = Image {
+            media_type: "image/png".into(),
+            data: "iVBORw0KGgo=".into(),
+        };
+        let svg = Image {
+            media_type: "image/svg+xml".into(),
+            data: "PHN2Zz4=".into(),
+        };
+        let t = reduce(&[
+            stored(1, Event::UserMessage { text: "q".into() }),
+            stored(2, tool_start("shot", "Read", None)),
+            stored(3, tool_result("shot", None, vec![png.clone(), svg])),
+        ]);
+        let Part::Tool(call) = &t.messages[1].parts[0] else {
+            panic!()
+        };
+        assert_eq!(call.images, [png]);
+    }
+
+    #[test]
+    fn a_status_shows_on_the_running_answer_until_its_next_event() {
+        let mut t = reduce(&answer()[..2]);
+        assert!(t.apply(&status("retry 1")));
+        assert!(t.apply(&status("retry 2")));
+        let activity = t.messages[1].activity.as_ref().unwrap();
+        assert_eq!(activity.message, "retry 2");
+        assert_eq!(activity.retry_in_ms, Some(500));
+        // A status carries no seq: the next stored event still applies.
+        t.apply(&stored(3, Event::TextDelta { text: "x".into() }));
+        assert_eq!(t.messages[1].activity, None);
+        // After the answer ended, a late status changes nothing and opens no message.
+        t.apply(&stored(4, Event::cancelled()));
+        assert!(!t.apply(&status("late")));
+        assert_eq!(t.messages.len(), 2);
+        assert_eq!(t.messages[1].activity, None);
     }
 }

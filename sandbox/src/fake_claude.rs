@@ -18,7 +18,7 @@ pub const DEFAULT_DELAY: Duration = Duration::from_millis(40);
 /// quoted as `{{message}}`, an allow's answers to `AskUserQuestion` as `{{answers}}` and the permission mode an
 /// approved plan switched to as `{{mode}}`) and placeholders (`{{session_id}}`, `{{new_session_id}}`, `{{cwd}}`, `{{model}}`,
 /// `{{permission_mode}}`).
-pub const FIXTURES: [(&str, &str); 13] = [
+pub const FIXTURES: [(&str, &str); 15] = [
     ("demo", include_str!("../fixtures/demo.jsonl")),
     ("text", include_str!("../fixtures/text.jsonl")),
     ("tool", include_str!("../fixtures/tool.jsonl")),
@@ -49,6 +49,11 @@ pub const FIXTURES: [(&str, &str); 13] = [
     // Presents a plan (`ExitPlanMode`); approved, it says which mode it now works in; refused, it quotes the
     // user's message.
     ("plan", include_str!("../fixtures/plan.jsonl")),
+    // A code block, an Edit, a Bash run with its output, and a Task whose subagent greps and reads an image.
+    ("cards", include_str!("../fixtures/cards.jsonl")),
+    // What the CLI says of itself while the user waits: an API retry, compacting, a rate-limit warning, each
+    // held for two seconds, then the answer.
+    ("status", include_str!("../fixtures/status.jsonl")),
 ];
 
 pub fn fixture(name: &str) -> Option<&'static str> {
@@ -184,15 +189,17 @@ pub fn choose(prompt: &str, env_fixture: Option<&str>) -> Result<Source, String>
         .ok_or(format!("error: unknown fixture {name:?}"))
 }
 
-/// The pause between lines: a `[delay:MS]` tag, else `VF_FAKE_DELAY_MS`, else [`DEFAULT_DELAY`]; none for bursts.
+/// The pause between lines: a `[delay:MS]` tag, else `VF_FAKE_DELAY_MS`, else [`DEFAULT_DELAY`]. A burst writes
+/// back to back unless its prompt has a `[delay:MS]` tag (a paced stream, as the browser benchmark sends).
 pub fn delay(prompt: &str, env_delay: Option<&str>, source: Source) -> Duration {
-    if let Source::Burst { .. } = source {
-        return Duration::ZERO;
-    }
+    let (env_delay, default) = match source {
+        Source::Burst { .. } => (None, Duration::ZERO),
+        Source::Fixture(_) => (env_delay, DEFAULT_DELAY),
+    };
     tag(prompt, "delay")
         .or(env_delay)
         .and_then(|ms| ms.trim().parse().ok())
-        .map_or(DEFAULT_DELAY, Duration::from_millis)
+        .map_or(default, Duration::from_millis)
 }
 
 /// What goes into a fixture's placeholders.
@@ -635,10 +642,9 @@ mod tests {
             delay("[delay:7]", Some("5"), demo),
             Duration::from_millis(7)
         );
-        assert_eq!(
-            delay("[delay:7]", None, Source::Burst { count: 1, size: 1 }),
-            Duration::ZERO
-        );
+        let burst = Source::Burst { count: 1, size: 1 };
+        assert_eq!(delay("x", Some("5"), burst), Duration::ZERO);
+        assert_eq!(delay("[delay:7]", None, burst), Duration::from_millis(7));
     }
 
     #[test]

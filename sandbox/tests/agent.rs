@@ -89,6 +89,7 @@ async fn every_fixture_ends_with_exactly_one_terminal_event() {
         ("error-result", Some(ErrorCode::AgentError)),
         ("crash", Some(ErrorCode::AgentCrashed)),
         ("hang", Some(ErrorCode::Timeout)),
+        ("cards", None),
     ];
     let prompts: Vec<String> = cases
         .iter()
@@ -120,7 +121,7 @@ async fn every_fixture_ends_with_exactly_one_terminal_event() {
         "{hang:?}"
     );
     assert!(
-        runs[2].stderr.contains("skipped 5 stream-json lines"),
+        runs[2].stderr.contains("skipped 4 stream-json lines"),
         "{}",
         runs[2].stderr
     );

@@ -11,6 +11,7 @@ mod headers;
 mod input;
 mod ownership;
 mod questions;
+mod rendering;
 mod secrets;
 mod sessions;
 mod stall;
@@ -91,6 +92,9 @@ async fn main() {
             browser_sessions::browser_sessions_the_list_follows_a_session_live,
             browser_sessions::browser_sessions_a_prompt_sent_while_an_answer_runs_is_queued,
             browser_sessions::browser_sessions_the_outbox_sends_a_prompt_once_when_back_online,
+            rendering::browser_cards_show_code_diffs_commands_and_a_subagents_calls,
+            rendering::browser_the_clis_status_shows_under_the_running_answer,
+            rendering::status_events_are_live_and_never_stored,
             // Security and hostile input (issue 6); the log scan last, after everything above has logged.
             tokens::security_callback_tokens_are_refused_before_a_do_wakes,
             tokens::security_execution_tokens_are_bound_to_their_execution,

@@ -311,8 +311,8 @@ fn testid(id: &str) -> String {
 pub struct Page {
     pub client: fantoccini::Client,
     pub base: String,
-    /// chromedriver's address, for the commands WebDriver lacks (Chrome DevTools, [`Page::cdp`]).
-    pub driver: String,
+    /// chromedriver's address, for the DevTools commands WebDriver has no verb for.
+    driver: String,
 }
 
 impl Page {
@@ -345,6 +345,35 @@ impl Page {
             .goto(&format!("{}{path}", self.base))
             .await
             .unwrap_or_else(|e| panic!("open {path}: {e}"));
+    }
+
+    /// Runs a Chrome DevTools Protocol command in the page (chromedriver's `goog/cdp/execute`); returns its result.
+    pub async fn cdp(&self, command: &str, params: Value) -> Value {
+        let session = self
+            .client
+            .session_id()
+            .await
+            .ok()
+            .flatten()
+            .expect("a WebDriver session");
+        let response = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("an HTTP client")
+            .post(format!(
+                "{}/session/{session}/goog/cdp/execute",
+                self.driver
+            ))
+            .json(&json!({ "cmd": command, "params": params }))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{command}: {e}"));
+        let body: Value = response
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("{command}: {e}"));
+        assert!(body["value"].get("error").is_none(), "{command}: {body}");
+        body["value"].clone()
     }
 
     /// Runs a script in the page (`return …` to get a value).
@@ -624,34 +653,6 @@ impl Page {
                 .join("; "),
         );
         client
-    }
-
-    /// Runs a Chrome DevTools Protocol command in the current window (chromedriver's `goog/cdp/execute`), e.g.
-    /// `Network.emulateNetworkConditions` to take the page offline.
-    pub async fn cdp(&self, cmd: &str, params: Value) -> Value {
-        let session = self
-            .client
-            .session_id()
-            .await
-            .expect("the WebDriver session id")
-            .expect("a WebDriver session");
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .build()
-            .expect("an HTTP client");
-        let response = http
-            .post(format!(
-                "{}/session/{session}/goog/cdp/execute",
-                self.driver
-            ))
-            .json(&json!({ "cmd": cmd, "params": params }))
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{cmd}: {e}"));
-        let status = response.status();
-        let body: Value = response.json().await.unwrap_or_default();
-        assert!(status.is_success(), "{cmd} answered {status}: {body}");
-        body["value"].clone()
     }
 
     /// Takes the page's network down (`offline`), or brings it back: the browser fires `offline`/`online`.

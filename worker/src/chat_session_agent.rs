@@ -19,7 +19,7 @@ use vf_protocol::api::{
 };
 use vf_protocol::ingest::Ingest;
 use vf_protocol::watchdog::{self, Producer, Timeouts, Verdict};
-use vf_protocol::{export, session_list, DequeueReason, Envelope, Event};
+use vf_protocol::{export, session_list, DequeueReason, Envelope, Event, StoredLines};
 use worker::{durable_object, DurableObject, Env, Method, Request, Response, State};
 
 use crate::approval_log::ApprovalLog;
@@ -472,13 +472,24 @@ impl Agent {
         }
     }
 
-    /// Appends events to the log and sends their lines to every subscriber.
+    /// Appends events to the log and sends their lines to every subscriber, in order. A live-only event (a
+    /// `status`) is sent without a seq and never stored.
     fn publish(&self, execution_id: &str, events: &[Event]) -> ApiResult<()> {
         if events.is_empty() {
             return Ok(());
         }
         let mut chunk = Vec::new();
-        self.log.append(execution_id, events, &mut chunk)?;
+        for run in events.chunk_by(|a, b| a.is_persisted() == b.is_persisted()) {
+            if run[0].is_persisted() {
+                self.log.append(execution_id, run, &mut chunk)?;
+            } else {
+                let lines = StoredLines::new(execution_id);
+                for event in run {
+                    chunk.extend_from_slice(lines.live(event).as_bytes());
+                    chunk.push(b'\n');
+                }
+            }
+        }
         let mut status = None;
         for event in events {
             if let Some(id) = event.sdk_session_id() {

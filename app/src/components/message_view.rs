@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use vf_protocol::transcript::{Message, Part, Role, Status};
-use vf_protocol::Usage;
+use vf_protocol::transcript::{Activity, Message, Part, Role, Status};
+use vf_protocol::{StatusKind, Usage};
 use wasm_bindgen::JsCast;
 
 use super::{ApprovalCard, ToolCard};
@@ -67,6 +67,7 @@ pub fn MessageView(
             let part_count = Memo::new(move |_| message.with(|m| m.as_ref().map_or(0, |m| m.parts.len())));
             let status_value = Memo::new(move |_| message.with(|m| m.as_ref().map(|m| m.status.clone())));
             let answering = Signal::derive(move || status_value.with(|s| s == &Some(Status::Streaming)));
+            let activity = Memo::new(move |_| message.with(|m| m.as_ref().and_then(|m| m.activity.clone())));
             view! {
                 <article class="message message-assistant" data-testid="message" data-role="assistant" data-status=status>
                     <For each=move || 0..part_count.get() key=|index| *index let:index>
@@ -77,7 +78,7 @@ pub fn MessageView(
                             answering
                         />
                     </For>
-                    <StatusLine status=status_value />
+                    <StatusLine status=status_value activity />
                 </article>
             }
             .into_any()
@@ -189,24 +190,49 @@ fn copy_code(event: web_sys::MouseEvent) {
     });
 }
 
-/// Under an answer: working, its small print, stopped, or its failure.
+/// Under an answer: working (with what the CLI last said it is doing), its small print, stopped, or its failure.
 #[component]
-fn StatusLine(status: Memo<Option<Status>>) -> impl IntoView {
-    move || {
-        match status.get() {
-        Some(Status::Streaming) => view! {
-            <p class="status status-streaming"><span class="pulse" aria-hidden="true"></span>"Working…"</p>
+fn StatusLine(status: Memo<Option<Status>>, activity: Memo<Option<Activity>>) -> impl IntoView {
+    move || match status.get() {
+        Some(Status::Streaming) => {
+            let kind = move || activity.with(|a| a.as_ref().map(|a| kind_name(a.kind)));
+            let said = move || {
+                activity.with(|a| {
+                    a.as_ref()
+                        .map_or("Working…".to_string(), |a| a.message.clone())
+                })
+            };
+            view! {
+                <p class="status status-streaming" data-testid="activity" data-kind=kind aria-live="polite">
+                    <span class="pulse" aria-hidden="true"></span>{said}
+                </p>
+            }
+            .into_any()
         }
-        .into_any(),
-        Some(Status::Done { usage, cost_usd, duration_ms }) => {
-            view! { <p class="status status-meta">{meta_line(usage, cost_usd, duration_ms)}</p> }.into_any()
+        Some(Status::Done {
+            usage,
+            cost_usd,
+            duration_ms,
+        }) => view! { <p class="status status-meta">{meta_line(usage, cost_usd, duration_ms)}</p> }
+            .into_any(),
+        Some(Status::Stopped) => {
+            view! { <p class="status status-stopped">"Stopped."</p> }.into_any()
         }
-        Some(Status::Stopped) => view! { <p class="status status-stopped">"Stopped."</p> }.into_any(),
         Some(Status::Failed { message, .. }) => {
             view! { <p class="status status-failed" role="alert">{message}</p> }.into_any()
         }
         None => ().into_any(),
     }
+}
+
+/// The value of `data-kind` on the working line: what the CLI says it is doing.
+fn kind_name(kind: StatusKind) -> &'static str {
+    match kind {
+        StatusKind::ApiRetry => "api-retry",
+        StatusKind::RateLimit => "rate-limit",
+        StatusKind::Compacting => "compacting",
+        StatusKind::Task => "task",
+        StatusKind::Other => "other",
     }
 }
 

@@ -38,16 +38,49 @@ pub fn ToolCard(
         })
     };
     let output = Memo::new(move |_| call.with(|c| c.as_ref().and_then(|c| c.output.clone())));
+    let images =
+        Memo::new(move |_| call.with(|c| c.as_ref().map(|c| c.images.clone()).unwrap_or_default()));
+    let child_count = Memo::new(move |_| call.with(|c| c.as_ref().map_or(0, |c| c.children.len())));
+    let children_label = move || match child_count.get() {
+        0 => String::new(),
+        1 => "1 call".to_string(),
+        n => format!("{n} calls"),
+    };
     view! {
         <details class="tool" class:tool-error=move || state() == "error" data-testid="tool-call" data-state=state>
             <summary>
                 <span class="tool-name">{name}</span>
                 <span class="tool-hint">{hint}</span>
                 <span class="tool-count">{summary}</span>
+                <span class="tool-count">{children_label}</span>
                 <span class="tool-state">{move || state().replace('-', " ")}</span>
             </summary>
             <div class="tool-body">
                 <DetailView detail />
+                <Show when=move || { child_count.get() > 0 }>
+                    <div class="tool-label">"Subagent's calls"</div>
+                    <div class="tool-children" data-testid="subagent-calls">
+                        <For each=move || 0..child_count.get() key=|index| *index let:index>
+                            {
+                                let child = Memo::new(move |_| {
+                                    call.with(|c| c.as_ref().and_then(|c| c.children.get(index).cloned()))
+                                });
+                                // Erased: a card inside a card would otherwise be a type of infinite size.
+                                view! { <ToolCard call=child answering /> }.into_any()
+                            }
+                        </For>
+                    </div>
+                </Show>
+                {move || {
+                    images.with(|images| {
+                        images
+                            .iter()
+                            .map(|image| view! {
+                                <img class="tool-image" data-testid="tool-image" src=image.data_url() alt="An image the tool returned" />
+                            })
+                            .collect_view()
+                    })
+                }}
                 {move || {
                     output.get().map(|text| view! {
                         <div class="tool-label">"Result"</div>

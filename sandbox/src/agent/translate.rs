@@ -4,13 +4,21 @@ use std::collections::HashMap;
 
 use serde::Deserialize;
 use serde_json::Value;
-use vf_protocol::{ErrorCode, Event, Usage};
+use vf_protocol::framer::MAX_LINE_BYTES;
+use vf_protocol::{ErrorCode, Event, Image, Usage};
 
 use super::control::Incoming;
+
+mod status;
+use status::{RateLimitInfo, Said, SystemLine};
 
 /// The most a single text or tool output may weigh, JSON-escaped, so that no agent line nears the 1 MiB limit of
 /// the framer (`vf_protocol::framer::MAX_LINE_BYTES`).
 pub const MAX_TEXT_BYTES: usize = 512 * 1024;
+
+/// The most the images of one tool result may weigh together (base64): with its output capped at
+/// [`MAX_TEXT_BYTES`], the line stays under the framer's limit. A larger image is named in the output instead.
+pub const MAX_IMAGE_BYTES: usize = MAX_LINE_BYTES - MAX_TEXT_BYTES - 64 * 1024;
 
 /// What a CLI line stands for.
 #[derive(Debug, PartialEq)]
@@ -77,18 +85,30 @@ impl Translator {
             Line::ControlCancelRequest { request_id } => {
                 return Translation::Control(Incoming::Cancel { request_id })
             }
-            Line::System {
+            Line::System(SystemLine {
                 subtype,
                 session_id: Some(session_id),
                 model,
                 tools,
-            } if subtype == "init" => {
+                ..
+            }) if subtype == "init" => {
                 self.session_id = Some(session_id.clone());
                 vec![Event::SessionInit {
                     session_id,
                     model,
                     tools,
                 }]
+            }
+            Line::System(system) => match system.status() {
+                Said::Status(event) => vec![event],
+                Said::Noise => Vec::new(),
+                Said::Unknown => {
+                    self.skip();
+                    Vec::new()
+                }
+            },
+            Line::RateLimitEvent { rate_limit_info } => {
+                rate_limit_info.status().into_iter().collect()
             }
             Line::StreamEvent {
                 event,
@@ -132,13 +152,17 @@ impl Translator {
                                 id,
                                 name,
                                 input: cap_input(input),
+                                parent_tool_use_id: parent_tool_use_id.clone(),
                             })
                         }
                         _ => None,
                     })
                     .collect()
             }
-            Line::User { message } => message
+            Line::User {
+                message,
+                parent_tool_use_id,
+            } => message
                 .content
                 .into_iter()
                 .filter_map(|block| match block {
@@ -146,12 +170,17 @@ impl Translator {
                         tool_use_id,
                         content,
                         is_error,
-                    } => Some(Event::ToolResult {
-                        name: self.tool_names.remove(&tool_use_id),
-                        id: tool_use_id,
-                        output: truncate(tool_output(content)),
-                        is_error: Some(is_error),
-                    }),
+                    } => {
+                        let (output, images) = tool_output(content);
+                        Some(Event::ToolResult {
+                            name: self.tool_names.remove(&tool_use_id),
+                            id: tool_use_id,
+                            output: truncate(output),
+                            is_error: Some(is_error),
+                            parent_tool_use_id: parent_tool_use_id.clone(),
+                            images,
+                        })
+                    }
                     _ => None,
                 })
                 .collect(),
@@ -161,7 +190,7 @@ impl Translator {
                 }
                 vec![self.result(result)]
             }
-            Line::System { .. } | Line::Unknown => {
+            Line::Unknown => {
                 self.skip();
                 Vec::new()
             }
@@ -187,21 +216,47 @@ impl Translator {
     }
 }
 
-/// A tool result's content: a string, or content blocks whose text is joined (other blocks are named).
-fn tool_output(content: Option<Value>) -> String {
-    match content {
-        None | Some(Value::Null) => String::new(),
-        Some(Value::String(text)) => text,
-        Some(Value::Array(blocks)) => blocks
-            .iter()
-            .map(|block| match block["text"].as_str() {
-                Some(text) if block["type"] == "text" => text.to_string(),
-                _ => format!("[{} omitted]", block["type"].as_str().unwrap_or("content")),
-            })
-            .collect::<Vec<_>>()
-            .join("\n"),
-        Some(other) => other.to_string(),
+/// A tool result's content, a string or content blocks: the text of its text blocks, joined, and its base64
+/// images (up to [`MAX_IMAGE_BYTES`] in all). What cannot be shown is named in the text instead.
+fn tool_output(content: Option<Value>) -> (String, Vec<Image>) {
+    let blocks = match content {
+        None | Some(Value::Null) => return (String::new(), Vec::new()),
+        Some(Value::String(text)) => return (text, Vec::new()),
+        Some(Value::Array(blocks)) => blocks,
+        Some(other) => return (other.to_string(), Vec::new()),
+    };
+    let (mut texts, mut images, mut budget) = (Vec::new(), Vec::new(), MAX_IMAGE_BYTES);
+    for block in blocks {
+        match (block["type"].as_str(), block["text"].as_str()) {
+            (Some("text"), Some(text)) => texts.push(text.to_string()),
+            (Some("image"), _) => match image(&block["source"]) {
+                Some(image) if image.data.len() <= budget => {
+                    budget -= image.data.len();
+                    images.push(image);
+                }
+                Some(image) => texts.push(format!(
+                    "[image omitted: {} KB, over the {} KB a tool result may carry]",
+                    image.data.len() / 1024,
+                    MAX_IMAGE_BYTES / 1024
+                )),
+                None => texts.push("[image omitted: not an inline PNG, JPEG, GIF or WebP]".into()),
+            },
+            (kind, _) => texts.push(format!("[{} omitted]", kind.unwrap_or("content"))),
+        }
     }
+    (texts.join("\n"), images)
+}
+
+/// An image block's `source`, when it is inline base64 data of a type a page may show.
+fn image(source: &Value) -> Option<Image> {
+    if source["type"] != "base64" {
+        return None;
+    }
+    let image = Image {
+        media_type: source["media_type"].as_str()?.to_string(),
+        data: source["data"].as_str()?.to_string(),
+    };
+    image.is_safe().then_some(image)
 }
 
 /// Cuts `text` so that its JSON-escaped form fits [`MAX_TEXT_BYTES`], with a visible marker at the cut.
@@ -237,14 +292,9 @@ pub fn cap_input(input: Value) -> Value {
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum Line {
-    System {
-        subtype: String,
-        #[serde(default)]
-        session_id: Option<String>,
-        #[serde(default)]
-        model: Option<String>,
-        #[serde(default)]
-        tools: Option<Vec<String>>,
+    System(SystemLine),
+    RateLimitEvent {
+        rate_limit_info: RateLimitInfo,
     },
     StreamEvent {
         event: StreamEvent,
@@ -258,6 +308,8 @@ enum Line {
     },
     User {
         message: Message,
+        #[serde(default)]
+        parent_tool_use_id: Option<String>,
     },
     Result(ResultLine),
     ControlRequest {
@@ -516,6 +568,83 @@ mod tests {
     }
 
     #[test]
+    fn cards_group_the_subagents_calls_and_carry_its_image() {
+        let (events, skipped) = replay("cards");
+        assert_eq!(skipped, 0);
+        let kinds: Vec<_> = events
+            .iter()
+            .map(|e| match e {
+                Event::ToolStart {
+                    name,
+                    parent_tool_use_id,
+                    ..
+                } => format!("start {name} {parent_tool_use_id:?}"),
+                Event::ToolResult {
+                    name: Some(name),
+                    parent_tool_use_id,
+                    images,
+                    ..
+                } => format!("result {name} {parent_tool_use_id:?} {}", images.len()),
+                Event::Status { message, .. } => format!("status {message}"),
+                other => other.kind().to_string(),
+            })
+            .collect();
+        let task = Some("toolu_03CardsTask");
+        assert_eq!(
+            kinds,
+            [
+                "session-init".to_string(),
+                "text-delta".into(),
+                "start Edit None".into(),
+                "result Edit None 0".into(),
+                "start Bash None".into(),
+                "result Bash None 0".into(),
+                "start Task None".into(),
+                "status Subagent started: Find the config".into(),
+                format!("start Grep {task:?}"),
+                format!("result Grep {task:?} 0"),
+                format!("start Read {task:?}"),
+                format!("result Read {task:?} 1"),
+                "status Subagent completed: Found the config".into(),
+                "result Task None 0".into(),
+                "text-delta".into(),
+                "done".into(),
+            ]
+        );
+    }
+
+    #[test]
+    fn status_lines_become_live_statuses() {
+        let (events, skipped) = replay("status");
+        assert_eq!(skipped, 0);
+        let said: Vec<_> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Status { kind, message, .. } => Some((*kind, message.as_str())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            said,
+            [
+                (
+                    vf_protocol::StatusKind::ApiRetry,
+                    "The API is overloaded: retry 1 of 10 in 2 s"
+                ),
+                (
+                    vf_protocol::StatusKind::Compacting,
+                    "Compacting the conversation…"
+                ),
+                (
+                    vf_protocol::StatusKind::RateLimit,
+                    "Nearing the usage limit (5-hour window), 90 % used; resets at 14:00 UTC"
+                ),
+            ]
+        );
+        assert!(matches!(events.last(), Some(Event::Done { .. })));
+    }
+
+    #[test]
     fn permission_given_and_refused() {
         let command = json!({"command": "echo hello", "description": "Print hello"});
         let start = json!({"type": "tool-start", "id": "toolu_01PermBash", "name": "Bash", "input": command});
@@ -684,8 +813,8 @@ mod tests {
                 done("sess-1", "Still here.", (3, 5), 0.002, 700)
             ]
         );
-        // A non-JSON line, a compact_boundary, an unknown type, a cut-off line and a JSON array.
-        assert_eq!(skipped, 5);
+        // A non-JSON line, an unknown type, a cut-off line and a JSON array; the compact_boundary is known noise.
+        assert_eq!(skipped, 4);
     }
 
     fn translate_all(lines: &[Value]) -> Vec<Event> {
@@ -728,20 +857,73 @@ mod tests {
     }
 
     #[test]
-    fn sub_agent_text_is_left_out_but_its_tools_are_shown() {
+    fn sub_agent_text_is_left_out_but_its_tools_are_shown_under_their_task() {
         let events = translate_all(&[
             json!({"type": "assistant", "parent_tool_use_id": "toolu_task",
             "message": {"content": [{"type": "text", "text": "inner"},
                 {"type": "tool_use", "id": "t1", "name": "Grep", "input": {}}]}}),
+            json!({"type": "user", "parent_tool_use_id": "toolu_task", "message": {"content": [
+                {"type": "tool_result", "tool_use_id": "t1", "content": "3 matches"}]}}),
         ]);
         assert_eq!(
             events,
-            [Event::ToolStart {
-                id: "t1".into(),
-                name: "Grep".into(),
-                input: json!({})
-            }]
+            [
+                Event::ToolStart {
+                    id: "t1".into(),
+                    name: "Grep".into(),
+                    input: json!({}),
+                    parent_tool_use_id: Some("toolu_task".into()),
+                },
+                Event::ToolResult {
+                    id: "t1".into(),
+                    name: Some("Grep".into()),
+                    output: "3 matches".into(),
+                    is_error: Some(false),
+                    parent_tool_use_id: Some("toolu_task".into()),
+                    images: Vec::new(),
+                }
+            ]
         );
+    }
+
+    #[test]
+    fn what_the_cli_says_of_itself_is_a_live_status_and_noise_is_dropped() {
+        let mut translator = Translator::default();
+        let mut read = |line: Value| only_events(translator.translate(line.to_string().as_bytes()));
+        let retry = read(
+            json!({"type": "system", "subtype": "api_retry", "attempt": 1, "max_retries": 10,
+            "retry_delay_ms": 1000, "error_status": 529, "error": "overloaded", "uuid": "u", "session_id": "s"}),
+        );
+        assert!(
+            matches!(
+                &retry[..],
+                [Event::Status {
+                    attempt: Some(1),
+                    ..
+                }]
+            ),
+            "{retry:?}"
+        );
+        assert!(!retry[0].is_persisted());
+        let limit = read(
+            json!({"type": "rate_limit_event", "uuid": "u", "session_id": "s",
+            "rate_limit_info": {"status": "allowed_warning", "rateLimitType": "five_hour"}}),
+        );
+        assert_eq!(limit.len(), 1);
+        assert!(read(
+            json!({"type": "rate_limit_event", "uuid": "u", "session_id": "s",
+            "rate_limit_info": {"status": "allowed"}})
+        )
+        .is_empty());
+        assert!(
+            read(json!({"type": "system", "subtype": "hook_response", "hook_name": "x"}))
+                .is_empty()
+        );
+        assert_eq!(translator.skipped(), 0);
+        assert!(translator
+            .translate(br#"{"type":"system","subtype":"brand_new"}"#)
+            .eq(&Translation::Events(Vec::new())));
+        assert_eq!(translator.skipped(), 1);
     }
 
     #[test]
@@ -792,15 +974,31 @@ mod tests {
         let events = translate_all(&[
             json!({"type": "user", "message": {"role": "user", "content": "just a prompt"}}),
             json!({"type": "user", "message": {"content": [{"type": "tool_result", "tool_use_id": "t",
-                "content": [{"type": "text", "text": "a"}, {"type": "image", "source": {}}]}]}}),
+                "content": [{"type": "text", "text": "a"}, {"type": "document", "source": {}},
+                    {"type": "image", "source": {"type": "url", "url": "https://example.com/x.png"}},
+                    {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}},
+                    {"type": "image", "source": {"type": "base64", "media_type": "image/svg+xml", "data": "PHN2Zz4="}},
+                    {"type": "image", "source": {"type": "base64", "media_type": "image/png",
+                        "data": "A".repeat(MAX_IMAGE_BYTES)}}]}]}}),
         ]);
         assert_eq!(
             events,
             [Event::ToolResult {
                 id: "t".into(),
                 name: None,
-                output: "a\n[image omitted]".into(),
-                is_error: Some(false)
+                output: format!(
+                    "a\n[document omitted]\n{}\n{}\n[image omitted: {} KB, over the {} KB a tool result may carry]",
+                    "[image omitted: not an inline PNG, JPEG, GIF or WebP]",
+                    "[image omitted: not an inline PNG, JPEG, GIF or WebP]",
+                    MAX_IMAGE_BYTES / 1024,
+                    MAX_IMAGE_BYTES / 1024
+                ),
+                is_error: Some(false),
+                parent_tool_use_id: None,
+                images: vec![Image {
+                    media_type: "image/png".into(),
+                    data: "iVBORw0KGgo=".into()
+                }],
             }]
         );
     }

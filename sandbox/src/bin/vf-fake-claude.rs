@@ -5,9 +5,10 @@
 //! `--permission-mode P`; anything else is a usage error, exit 2), reads the prompt from stdin (or a positional
 //! argument), and prints a session in the CLI's own format, one line at a time.
 //!
-//! - What it replays: a `[burst:N:SIZE]` tag in the prompt (N text deltas of SIZE bytes, no delay), else the
+//! - What it replays: a `[burst:N:SIZE]` tag in the prompt (N text deltas of SIZE bytes, no delay unless a `[delay:MS]` tag asks), else the
 //!   fixture named by `VF_FAKE_FIXTURE`, else by a `[fixture:NAME]` tag, else `demo`. Fixtures (`sandbox/fixtures`):
-//!   `demo`, `text`, `tool`, `error-result`, `crash`, `resume`, `garbage`, `hang`, `permission`, `permission-twice`.
+//!   `demo`, `text`, `tool`, `error-result`, `crash`, `resume`, `garbage`, `hang`, `permission`, `permission-twice`,
+//!   `question`, `plan`, `cards`, `status`.
 //! - Pace: `VF_FAKE_DELAY_MS` between lines (default 40), overridden by a `[delay:MS]` tag.
 //! - With `--input-format stream-json` it speaks the Agent SDKs' control protocol: the prompt is the first user
 //!   message on stdin; `initialize` and `interrupt` requests are answered (an interrupt ends the turn); with
