@@ -314,6 +314,39 @@ mod tests {
     }
 
     #[test]
+    fn a_subagents_calls_are_nested_under_its_task() {
+        let events = vec![
+            at(1, "e1", Event::UserMessage { text: "go".into() }),
+            at(
+                2,
+                "e1",
+                Event::ToolStart {
+                    id: "task".into(),
+                    name: "Task".into(),
+                    input: json!({"description": "look around"}),
+                    parent_tool_use_id: None,
+                },
+            ),
+            at(
+                3,
+                "e1",
+                Event::ToolStart {
+                    id: "t2".into(),
+                    name: "Grep".into(),
+                    input: json!({"pattern": "fn main"}),
+                    parent_tool_use_id: Some("task".into()),
+                },
+            ),
+            at(4, "e1", done(0.0)),
+        ];
+        let md = markdown("t", &events);
+        assert!(
+            md.contains("- Tool **Task** `look around` → no result\n  - Tool **Grep** `fn main` → no result\n"),
+            "{md}"
+        );
+    }
+
+    #[test]
     fn an_empty_log_is_a_title_and_no_cost() {
         assert_eq!(markdown("t", &[]), "# t\n\n---\n\nTotal cost: $0.0000\n");
     }
