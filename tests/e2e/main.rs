@@ -136,6 +136,7 @@ async fn main() {
                 approvals::approvals_an_unanswered_approval_times_out,
                 questions::questions_are_answered_from_a_second_client,
                 questions::plans_are_approved_or_sent_back,
+                sessions::sessions_the_list_shows_a_session_awaiting_approval,
                 // Last on this stack: it restarts wrangler.
                 approvals::approvals_a_pending_approval_survives_a_worker_restart,
             ],

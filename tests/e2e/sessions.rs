@@ -438,3 +438,32 @@ pub async fn sessions_the_queue_survives_a_worker_restart(stack: &Stack) {
         [Event::Done { .. }, Event::Done { .. }]
     ));
 }
+
+/// On the approvals stack: a session waiting for a person is `awaiting-approval` in the list, then running
+/// again once allowed, then idle.
+pub async fn sessions_the_list_shows_a_session_awaiting_approval(stack: &Stack) {
+    let user = Client::signed_in(&stack.base).await;
+    let session = user.create_session().await;
+    let mut watch = Watch::open(&user).await;
+    let mut stream = user.chat(&session.id, "[fixture:permission] list it").await;
+    let approval_id = loop {
+        let line = stream.next().await.expect("a confirmation before the end");
+        if let Event::Confirmation { approval_id, .. } = line.envelope.event {
+            break approval_id;
+        }
+    };
+    watch
+        .until_status(&session.id, SessionStatus::AwaitingApproval)
+        .await;
+    let listed: Vec<SessionSummary> = user.get("/api/sessions").await.json().await.unwrap();
+    assert_eq!(listed[0].status, SessionStatus::AwaitingApproval);
+    let response = user
+        .post(
+            "/api/v15/approve",
+            json!({"sessionId": session.id, "approvalId": approval_id, "approved": true}),
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 200);
+    watch.until_status(&session.id, SessionStatus::Idle).await;
+    stream.collect().await;
+}
