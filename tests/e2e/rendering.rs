@@ -91,6 +91,8 @@ pub async fn browser_cards_show_code_diffs_commands_and_a_subagents_calls(stack:
              const calls = [...c.querySelectorAll('[data-testid=subagent-calls] > [data-testid=tool-call]')];\
              return {{state: c.dataset.state, summary: c.querySelector('summary').textContent,\
                calls: calls.map(k => [k.querySelector('.tool-name').textContent, k.dataset.state]),\
+               read: calls[1] && calls[1].querySelector('.tool-count').textContent,\
+               readOutput: calls[1] && calls[1].querySelectorAll('.tool-output').length,\
                images: calls.flatMap(k => [...k.querySelectorAll('[data-testid=tool-image]')])\
                  .map(i => [i.complete, i.naturalWidth, i.src.slice(0, 22)])}};",
             card("Task")
@@ -106,6 +108,9 @@ pub async fn browser_cards_show_code_diffs_commands_and_a_subagents_calls(stack:
         serde_json::json!([["Grep", "done"], ["Read", "done"]]),
         "{task}"
     );
+    // A result that is only an image says so, and shows no empty output.
+    assert_eq!(task["read"], "1 image", "{task}");
+    assert_eq!(task["readOutput"], 0, "{task}");
     // The image decodes: an 8×8 PNG from a data: URL, which the CSP allows for images only.
     let image = page
         .wait_until(

@@ -34,10 +34,25 @@ pub fn ToolCard(
     let summary = move || {
         call.with(|c| {
             let c = c.as_ref()?;
-            result_summary(&c.name, c.output.as_deref()?, c.is_error)
+            let output = c.output.as_deref()?;
+            match c.images.len() {
+                // A result that is only pictures (a screenshot, an image file read) says so, not "0 lines".
+                n if n > 0 && output.is_empty() => Some(if n == 1 {
+                    "1 image".into()
+                } else {
+                    format!("{n} images")
+                }),
+                _ => result_summary(&c.name, output, c.is_error),
+            }
         })
     };
-    let output = Memo::new(move |_| call.with(|c| c.as_ref().and_then(|c| c.output.clone())));
+    let output = Memo::new(move |_| {
+        call.with(|c| {
+            c.as_ref()
+                .and_then(|c| c.output.clone())
+                .filter(|text| !text.is_empty() || c.as_ref().is_none_or(|c| c.images.is_empty()))
+        })
+    });
     let images =
         Memo::new(move |_| call.with(|c| c.as_ref().map(|c| c.images.clone()).unwrap_or_default()));
     let child_count = Memo::new(move |_| call.with(|c| c.as_ref().map_or(0, |c| c.children.len())));
