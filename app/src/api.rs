@@ -8,8 +8,8 @@ use leptos::prelude::window;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use vf_protocol::api::{
-    ApproveRequest, ChatRequest, CreateSessionRequest, ErrorBody, LoginRequest, Me, RulesResponse,
-    SessionRecord,
+    ApproveRequest, ChatRequest, CreateSessionRequest, ErrorBody, LoginRequest, Me, RenameRequest,
+    RulesResponse, SessionRecord, SessionSummary,
 };
 use vf_protocol::flags::{FlagUpdate, FlagsResponse};
 use wasm_bindgen::{JsCast, JsValue};
@@ -174,8 +174,33 @@ pub async fn me() -> ApiResult<Me> {
     json(send("GET", "/api/me", call).await?).await
 }
 
-pub async fn sessions() -> ApiResult<Vec<SessionRecord>> {
+pub async fn sessions() -> ApiResult<Vec<SessionSummary>> {
     json(send("GET", "/api/sessions", Call::default()).await?).await
+}
+
+/// The session list as NDJSON: the whole list now, and again after every change.
+pub async fn watch_sessions(signal: &AbortSignal) -> ApiResult<Response> {
+    let call = Call {
+        signal: Some(signal),
+        ..Call::default()
+    };
+    send("GET", "/api/sessions/watch", call).await
+}
+
+pub async fn rename_session(id: &str, name: String) -> ApiResult<SessionSummary> {
+    let body = RenameRequest { name };
+    json(send("PATCH", &format!("/api/sessions/{id}"), Call::json(&body)).await?).await
+}
+
+/// Removes a queued prompt before it starts.
+pub async fn dequeue(session_id: &str, queue_id: &str) -> ApiResult<()> {
+    let path = format!("/api/v15/sessions/{session_id}/queue/{queue_id}");
+    send("DELETE", &path, Call::default()).await.map(drop)
+}
+
+/// Where the session's transcript downloads as Markdown.
+pub fn export_url(session_id: &str) -> String {
+    format!("/api/v15/sessions/{session_id}/export")
 }
 
 pub async fn create_session(name: Option<String>) -> ApiResult<SessionRecord> {

@@ -1,6 +1,6 @@
 //! One session's conversation as the hook keeps it: the transcript reducer, plus a prompt sent but not yet seen.
 
-use vf_protocol::transcript::{Approval, Message, Role, Status, Transcript};
+use vf_protocol::transcript::{Approval, Message, QueuedPrompt, Role, Status, Transcript};
 use vf_protocol::{Envelope, Event};
 
 /// What applying a batch of events changed.
@@ -44,9 +44,15 @@ impl Conversation {
         self.transcript.last_seq
     }
 
-    /// An answer is open: being written, or asked for and not yet started.
+    /// An answer is open: being written, asked for and not yet started, or queued prompts are waiting to start
+    /// theirs (the server starts the next as the running one ends).
     pub fn unfinished(&self) -> bool {
-        self.awaiting_turn || self.transcript.is_streaming()
+        self.awaiting_turn || self.transcript.is_streaming() || !self.transcript.queued.is_empty()
+    }
+
+    /// The prompts waiting for the running answer to end, in order.
+    pub fn queued(&self) -> &[QueuedPrompt] {
+        &self.transcript.queued
     }
 
     /// Whether events of another client were skipped (see `missed_events`); reading it clears it.
@@ -127,6 +133,33 @@ mod tests {
 
     fn delta(text: &str) -> Event {
         Event::TextDelta { text: text.into() }
+    }
+
+    #[test]
+    fn queued_prompts_keep_the_session_unfinished_until_they_start_or_leave() {
+        let mut c = Conversation::default();
+        c.apply(&[stored(1, user("hi")), stored(2, delta("yo"))]);
+        c.apply(&[stored(
+            3,
+            Event::Queued {
+                queue_id: "q1".into(),
+                text: "next".into(),
+            },
+        )]);
+        assert_eq!(c.queued().len(), 1);
+        c.apply(&[stored(4, done())]);
+        assert!(c.unfinished(), "the next turn is coming");
+        c.apply(&[stored(
+            11,
+            Event::Dequeued {
+                queue_id: "q1".into(),
+                reason: vf_protocol::DequeueReason::Started,
+            },
+        )]);
+        assert!(c.queued().is_empty());
+        c.apply(&[stored(12, user("next")), stored(13, done())]);
+        assert!(!c.unfinished());
+        assert_eq!(c.messages().len(), 4);
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod legacy_ws;
 pub mod markdown;
 pub mod ndjson;
 pub mod notify;
+pub mod outbox;
 pub mod questions;
 pub mod reconnect;
 pub mod tool_detail;

@@ -30,11 +30,18 @@ fn envelopes(lines: Vec<Result<Envelope, DecodeError>>) -> Vec<Envelope> {
 /// Reads `response`'s body to its end, handing each chunk's envelopes to `on_batch` (possibly none: any bytes,
 /// heartbeats included, show the stream is alive). `Ok` on a clean end, `Err` when the connection dropped.
 pub async fn read(response: &Response, mut on_batch: impl FnMut(Vec<Envelope>)) -> ApiResult<()> {
+    let mut decoder = EnvelopeDecoder::default();
+    read_chunks(response, |chunk| on_batch(envelopes(decoder.push(chunk)))).await?;
+    on_batch(envelopes(decoder.finish()));
+    Ok(())
+}
+
+/// Reads `response`'s body to its end, handing each chunk as it arrives to `on_chunk`.
+pub async fn read_chunks(response: &Response, mut on_chunk: impl FnMut(&[u8])) -> ApiResult<()> {
     let body = response
         .body()
         .ok_or_else(|| ApiError::Network("the response has no body".into()))?;
     let reader: ReadableStreamDefaultReader = body.get_reader().unchecked_into();
-    let mut decoder = EnvelopeDecoder::default();
     loop {
         let result = JsFuture::from(reader.read())
             .await
@@ -44,8 +51,7 @@ pub async fn read(response: &Response, mut on_batch: impl FnMut(Vec<Envelope>)) 
             break;
         }
         let chunk: js_sys::Uint8Array = field("value").map_err(ApiError::from_js)?.unchecked_into();
-        on_batch(envelopes(decoder.push(&chunk.to_vec())));
+        on_chunk(&chunk.to_vec());
     }
-    on_batch(envelopes(decoder.finish()));
     Ok(())
 }

@@ -84,7 +84,7 @@ pub struct TurnOptions {
     pub autonomy: Option<Autonomy>,
 }
 
-/// `POST /api/v15/chat`: `{sessionId, prompt, mode?, model?, autonomy?}`.
+/// `POST /api/v15/chat`: `{sessionId, prompt, mode?, model?, autonomy?, queue?, idempotencyKey?}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ChatRequest {
@@ -92,6 +92,99 @@ pub struct ChatRequest {
     pub prompt: String,
     #[serde(flatten)]
     pub turn: TurnOptions,
+    /// While an answer runs: wait for it to end (202 [`QueuedResponse`]) instead of being refused with 409.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub queue: bool,
+    /// A key the client picks once per prompt (the outbox): the same key again answers what the first request
+    /// got and never starts a second turn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+}
+
+/// A session holds at most this many queued prompts; one more is refused with 429.
+pub const MAX_QUEUED_PROMPTS: usize = 20;
+
+/// `POST /api/v15/chat` with `"queue": true` while an answer runs: 202 with the prompt's place in the queue
+/// (1 = next).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueuedResponse {
+    pub queue_id: String,
+    pub position: u32,
+}
+
+/// The name a session gets when it is created without one; its title is then the start of its first prompt.
+pub const DEFAULT_SESSION_NAME: &str = "New chat";
+
+/// What a session is doing, as the session list shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SessionStatus {
+    #[default]
+    Idle,
+    Running,
+    AwaitingApproval,
+    /// Its last answer ended with an error.
+    Failed,
+}
+
+/// One entry of `GET /api/sessions`: the record and what the session is doing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionSummary {
+    #[serde(flatten)]
+    pub record: SessionRecord,
+    pub status: SessionStatus,
+    /// Milliseconds since the epoch: the last turn started or ended, or an approval was asked or answered.
+    pub last_activity_at: u64,
+    /// The sum of its answers' costs.
+    pub cost_usd: f64,
+    /// Its name, else the start of its first prompt.
+    pub title: String,
+}
+
+/// A line of `GET /api/sessions/watch`: the whole list (first, and after every change), or a heartbeat.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum SessionListEvent {
+    Sessions { sessions: Vec<SessionSummary> },
+    Heartbeat,
+}
+
+/// `PATCH /api/sessions/{id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenameRequest {
+    pub name: String,
+}
+
+impl RenameRequest {
+    /// The trimmed name, if it is one.
+    pub fn validate(&self) -> Result<String, Invalid> {
+        let name = self.name.trim();
+        if name.is_empty() {
+            return Err(Invalid::Bad("name is empty".into()));
+        }
+        if name.chars().count() > MAX_SESSION_NAME_CHARS {
+            return Err(Invalid::Bad(format!(
+                "name is longer than {MAX_SESSION_NAME_CHARS} characters"
+            )));
+        }
+        Ok(name.to_string())
+    }
+}
+
+/// What a session's DO tells its user's index on each transition: the whole state, stamped with the log's seq at
+/// that moment, so an update that arrives late (after a newer one) changes nothing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionUpdate {
+    pub id: String,
+    pub version: u64,
+    pub status: SessionStatus,
+    pub last_activity_at: u64,
+    pub cost_usd: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_prompt: Option<String>,
 }
 
 /// A session rule ("allow for this session"): calls of `tool_name` are allowed without asking.
@@ -140,6 +233,13 @@ impl ChatRequest {
                     .all(|b| b.is_ascii_alphanumeric() || b"._:-[]".contains(&b));
             if !ok {
                 return Err(Invalid::Bad("model is not a valid model name".into()));
+            }
+        }
+        if let Some(key) = &self.idempotency_key {
+            if !is_valid_id(key) {
+                return Err(Invalid::Bad(
+                    "idempotencyKey must be 1 to 64 letters, digits or dashes".into(),
+                ));
             }
         }
         Ok(())
@@ -327,6 +427,8 @@ mod tests {
             session_id: "0b7c-11".into(),
             prompt: prompt.into(),
             turn: TurnOptions::default(),
+            queue: false,
+            idempotency_key: None,
         }
     }
 
@@ -346,6 +448,48 @@ mod tests {
         assert_eq!(model.validate(), Ok(()));
         model.turn.model = Some("a b".into());
         assert!(model.validate().is_err());
+        let mut keyed = chat("hi");
+        keyed.idempotency_key = Some("k-1".into());
+        assert_eq!(keyed.validate(), Ok(()));
+        keyed.idempotency_key = Some("k/1".into());
+        assert!(keyed.validate().is_err());
+    }
+
+    #[test]
+    fn queue_and_key_are_optional_and_kept_with_the_turn_options() {
+        let req: ChatRequest = serde_json::from_str(
+            r#"{"sessionId":"s1","prompt":"p","mode":"plan","queue":true,"idempotencyKey":"k1"}"#,
+        )
+        .unwrap();
+        assert!(req.queue);
+        assert_eq!(req.idempotency_key.as_deref(), Some("k1"));
+        assert_eq!(req.turn.mode, Some(SessionMode::Plan));
+        let back: ChatRequest =
+            serde_json::from_value(serde_json::to_value(&req).unwrap()).unwrap();
+        assert_eq!(back, req);
+    }
+
+    #[test]
+    fn summaries_flatten_the_record() {
+        let summary = SessionSummary {
+            record: SessionRecord {
+                id: "s1".into(),
+                user_id: "u".into(),
+                name: "n".into(),
+                sandbox_id: "sbx-s1".into(),
+                created_at: 1,
+            },
+            status: SessionStatus::AwaitingApproval,
+            last_activity_at: 2,
+            cost_usd: 0.5,
+            title: "n".into(),
+        };
+        let v = serde_json::to_value(&summary).unwrap();
+        assert_eq!(v["status"], "awaiting-approval");
+        assert_eq!(v["id"], "s1");
+        assert_eq!(v["lastActivityAt"], 2);
+        let record: SessionRecord = serde_json::from_value(v).unwrap();
+        assert_eq!(record.id, "s1");
     }
 
     #[test]

@@ -108,6 +108,23 @@ pub enum Event {
     },
     /// Keeps idle streams open through proxies; never stored.
     Heartbeat,
+    /// A prompt sent with `"queue": true` while an answer ran: it waits for the running answer to end.
+    Queued { queue_id: String, text: String },
+    /// A queued prompt left the queue: it started as its own turn, or it was removed.
+    Dequeued {
+        queue_id: String,
+        reason: DequeueReason,
+    },
+}
+
+/// Why a queued prompt left the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DequeueReason {
+    /// Its turn began (its `user-message` follows).
+    Started,
+    /// The user removed it, or the session was cleared or deleted.
+    Cancelled,
 }
 
 /// An image a tool returned, as base64 data of one of [`Image::MEDIA_TYPES`].
@@ -236,6 +253,8 @@ impl Event {
             Event::ConfirmationResult { .. } => "confirmation-result",
             Event::Status { .. } => "status",
             Event::Heartbeat => "heartbeat",
+            Event::Queued { .. } => "queued",
+            Event::Dequeued { .. } => "dequeued",
         }
     }
 
@@ -519,6 +538,20 @@ mod tests {
             json!({"type":"error","error":"boom","code":"agent-crashed"}),
         );
         roundtrip(Event::Heartbeat, json!({"type":"heartbeat"}));
+        roundtrip(
+            Event::Queued {
+                queue_id: "q1".into(),
+                text: "next".into(),
+            },
+            json!({"type":"queued","queueId":"q1","text":"next"}),
+        );
+        roundtrip(
+            Event::Dequeued {
+                queue_id: "q1".into(),
+                reason: DequeueReason::Cancelled,
+            },
+            json!({"type":"dequeued","queueId":"q1","reason":"cancelled"}),
+        );
     }
 
     #[test]

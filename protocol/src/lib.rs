@@ -8,17 +8,19 @@ pub mod api;
 pub mod backoff;
 pub mod decode;
 pub mod event;
+pub mod export;
 pub mod flags;
 pub mod framer;
 pub mod ingest;
 pub mod legacy;
+pub mod session_list;
 pub mod token;
 pub mod transcript;
 pub mod watchdog;
 
 pub use decode::{DecodeError, EnvelopeDecoder};
 pub use event::{
-    AgentLine, Answers, ApprovalScope, DecidedBy, Envelope, ErrorCode, Event, Image, StatusKind,
-    StoredLines, Usage,
+    AgentLine, Answers, ApprovalScope, DecidedBy, DequeueReason, Envelope, ErrorCode, Event, Image,
+    StatusKind, StoredLines, Usage,
 };
 pub use framer::{FrameError, LineFramer};

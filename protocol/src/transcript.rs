@@ -140,6 +140,15 @@ pub struct Transcript {
     pub messages: Vec<Message>,
     /// The highest seq applied: what a client passes as `after` when it resumes.
     pub last_seq: u64,
+    /// Prompts waiting for the running answer to end, in order.
+    pub queued: Vec<QueuedPrompt>,
+}
+
+/// A prompt waiting in the session's queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedPrompt {
+    pub queue_id: String,
+    pub text: String,
 }
 
 impl Transcript {
@@ -176,6 +185,8 @@ impl Transcript {
                 });
                 return true;
             }
+            // The queue is not the answer: what the CLI said it was doing still holds.
+            Event::Queued { .. } | Event::Dequeued { .. } => {}
             // Anything else the answer does ends what the CLI said it was doing.
             _ => {
                 if let Some(last) = self.messages.last_mut() {
@@ -185,6 +196,11 @@ impl Transcript {
         }
         match &envelope.event {
             Event::Connected { .. } | Event::Heartbeat | Event::Status { .. } => return false,
+            Event::Queued { queue_id, text } => self.queued.push(QueuedPrompt {
+                queue_id: queue_id.clone(),
+                text: text.clone(),
+            }),
+            Event::Dequeued { queue_id, .. } => self.queued.retain(|q| &q.queue_id != queue_id),
             Event::UserMessage { text } => {
                 self.messages.push(Message {
                     role: Role::User,
@@ -358,6 +374,7 @@ impl Transcript {
     /// Forgets everything (after the transcript was cleared on the server).
     pub fn clear(&mut self) {
         self.messages.clear();
+        self.queued.clear();
     }
 
     /// The assistant message events of `execution` go to, opened if the last message is not it.

@@ -74,7 +74,7 @@ async fn assert_done(page: &Page, shown: &[Shown]) {
 }
 
 /// `count` messages are shown and the last one, an answer, has finished (whatever its ending).
-fn finished(count: usize) -> impl Fn(&[Shown]) -> bool {
+pub fn finished(count: usize) -> impl Fn(&[Shown]) -> bool {
     move |m: &[Shown]| {
         m.len() == count
             && m.last()

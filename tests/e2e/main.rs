@@ -3,6 +3,7 @@
 
 mod approvals;
 mod browser;
+mod browser_sessions;
 mod chat;
 mod durable;
 mod failures;
@@ -12,6 +13,7 @@ mod ownership;
 mod questions;
 mod rendering;
 mod secrets;
+mod sessions;
 mod stall;
 mod tokens;
 
@@ -70,6 +72,11 @@ async fn main() {
             failures::cli_crash_and_garbage_end_cleanly,
             failures::sandbox_down_is_dispatch_failed,
             failures::an_oversized_line_leaves_a_marker,
+            sessions::sessions_queued_prompts_run_in_order_and_a_removed_one_never_runs,
+            sessions::sessions_the_queue_is_capped_and_emptied_by_delete,
+            sessions::sessions_replaying_an_idempotency_key_starts_no_second_turn,
+            sessions::sessions_the_list_is_live_and_tells_the_truth,
+            sessions::sessions_the_transcript_exports_as_markdown,
             // Browser: the app in headless Chromium (Debian's chromium + chromedriver).
             browser::browser_streams_an_answer_live,
             browser::browser_reload_mid_answer_loses_nothing,
@@ -82,6 +89,9 @@ async fn main() {
             browser::browser_session_rules_are_listed_and_forgotten,
             browser::browser_questions_are_answered_from_a_second_window,
             browser::browser_a_plan_is_approved_then_one_is_sent_back,
+            browser_sessions::browser_sessions_the_list_follows_a_session_live,
+            browser_sessions::browser_sessions_a_prompt_sent_while_an_answer_runs_is_queued,
+            browser_sessions::browser_sessions_the_outbox_sends_a_prompt_once_when_back_online,
             rendering::browser_cards_show_code_diffs_commands_and_a_subagents_calls,
             rendering::browser_the_clis_status_shows_under_the_running_answer,
             rendering::status_events_are_live_and_never_stored,
@@ -99,7 +109,8 @@ async fn main() {
             input::security_a_chat_flood_starts_one_execution,
             secrets::security_the_claude_token_stays_server_side,
             secrets::security_no_secret_appears_in_a_log,
-            // Last on this stack: it restarts wrangler.
+            // Last on this stack: they restart wrangler.
+            sessions::sessions_the_queue_survives_a_worker_restart,
             failures::an_answer_survives_a_worker_restart,
         ],
     )
@@ -125,6 +136,7 @@ async fn main() {
                 approvals::approvals_an_unanswered_approval_times_out,
                 questions::questions_are_answered_from_a_second_client,
                 questions::plans_are_approved_or_sent_back,
+                sessions::sessions_the_list_shows_a_session_awaiting_approval,
                 // Last on this stack: it restarts wrangler.
                 approvals::approvals_a_pending_approval_survives_a_worker_restart,
             ],

@@ -75,6 +75,31 @@ pub async fn security_another_users_session_is_404_on_every_route(stack: &Stack)
                 "legacy WebSocket",
                 upgrade(&mallory, id).send().await.unwrap(),
             ),
+            (
+                "queue",
+                mallory
+                    .post(
+                        "/api/v15/chat",
+                        json!({"sessionId": id, "prompt": "queued", "queue": true}),
+                    )
+                    .await,
+            ),
+            (
+                "dequeue",
+                mallory
+                    .delete(&format!("/api/v15/sessions/{id}/queue/{nobody}"))
+                    .await,
+            ),
+            (
+                "export",
+                mallory.get(&format!("/api/v15/sessions/{id}/export")).await,
+            ),
+            (
+                "rename",
+                mallory
+                    .patch(&format!("/api/sessions/{id}"), json!({"name": "mine now"}))
+                    .await,
+            ),
         ];
         for (route, response) in answers {
             assert_eq!(response.status().as_u16(), 404, "{route} of {whose}");

@@ -181,6 +181,14 @@ impl Client {
             .expect("POST")
     }
 
+    pub async fn patch(&self, path: &str, body: Value) -> reqwest::Response {
+        self.request(reqwest::Method::PATCH, path)
+            .json(&body)
+            .send()
+            .await
+            .expect("PATCH")
+    }
+
     pub async fn delete(&self, path: &str) -> reqwest::Response {
         self.request(reqwest::Method::DELETE, path)
             .send()

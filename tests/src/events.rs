@@ -33,6 +33,17 @@ pub fn texts(lines: &[Line]) -> Vec<String> {
         .collect()
 }
 
+/// The prompts of the user messages among `lines`, in order.
+pub fn prompts(lines: &[Line]) -> Vec<String> {
+    lines
+        .iter()
+        .filter_map(|l| match &l.envelope.event {
+            Event::UserMessage { text } => Some(text.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
 /// How many user messages `lines` hold.
 pub fn user_messages(lines: &[Line]) -> usize {
     lines

@@ -8,16 +8,18 @@
 
 use std::cell::{RefCell, RefMut};
 use std::collections::HashMap;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 
 use futures::channel::oneshot;
 
 use futures::stream::{self, LocalBoxStream};
 use futures::StreamExt;
-use vf_protocol::api::{AgentDecision, SessionRecord};
+use vf_protocol::api::{
+    AgentDecision, QueuedResponse, SessionRecord, SessionStatus, SessionUpdate, MAX_QUEUED_PROMPTS,
+};
 use vf_protocol::ingest::Ingest;
 use vf_protocol::watchdog::{self, Producer, Timeouts, Verdict};
-use vf_protocol::{Event, StoredLines};
+use vf_protocol::{export, session_list, DequeueReason, Envelope, Event, StoredLines};
 use worker::{durable_object, DurableObject, Env, Method, Request, Response, State};
 
 use crate::approval_log::ApprovalLog;
@@ -27,7 +29,10 @@ use crate::error::{ApiError, ApiResult};
 use crate::event_log::{EventLog, Execution, Outcome, Replay};
 use crate::fanout::{Subscribers, Subscription};
 use crate::http;
+use crate::idempotency::{Answered, Idempotency};
+use crate::prompt_queue::PromptQueue;
 use crate::sandbox::SandboxClient;
+use crate::session_index;
 
 mod approvals;
 mod callback;
@@ -61,15 +66,21 @@ impl DurableObject for ChatSessionAgent {
         let log = EventLog::open(state.storage().sql()).expect("the session schema is valid SQL");
         let approvals =
             ApprovalLog::open(state.storage().sql()).expect("the approvals schema is valid SQL");
+        let queue =
+            PromptQueue::open(state.storage().sql()).expect("the queue schema is valid SQL");
+        let keys = Idempotency::open(state.storage().sql()).expect("the keys schema is valid SQL");
         ChatSessionAgent {
-            agent: Rc::new(Agent {
+            agent: Rc::new_cyclic(|me| Agent {
                 state,
                 env,
                 log,
                 approvals,
+                queue,
+                keys,
                 subscribers: Subscribers::default(),
                 live: RefCell::new(None),
                 waiters: RefCell::default(),
+                me: me.clone(),
             }),
         }
     }
@@ -96,11 +107,15 @@ struct Agent {
     env: Env,
     log: EventLog,
     approvals: ApprovalLog,
+    queue: PromptQueue,
+    keys: Idempotency,
     subscribers: Subscribers,
     live: RefCell<Option<Live>>,
     /// The agent's polls waiting for a decision, by approval id (in memory: after a restart the agent asks
     /// again and finds the decision in SQLite).
     waiters: RefCell<HashMap<String, Vec<oneshot::Sender<AgentDecision>>>>,
+    /// This agent, for the tasks a turn spawns (a queued turn starts from `finish`, which has only `&self`).
+    me: Weak<Agent>,
 }
 
 impl Agent {
@@ -119,6 +134,10 @@ impl Agent {
             (Method::Post, "/internal/stream") => self.handle_callback(req).await,
             (Method::Get, "/internal/stream") => self.handle_mark(&req),
             (Method::Post, "/approve") => self.handle_approve(http::read_json(&mut req).await?),
+            (Method::Delete, path) if path.starts_with("/queue/") => {
+                self.handle_dequeue(&path["/queue/".len()..])
+            }
+            (Method::Post, "/export") => self.handle_export(http::read_json(&mut req).await?),
             (Method::Get, "/rules") => self.handle_rules(),
             (Method::Delete, "/rules") => self.handle_clear_rules(&req),
             (Method::Get, path) if path.starts_with("/internal/approvals/") => {
@@ -167,15 +186,34 @@ impl Agent {
         Ok(())
     }
 
-    /// Starts a turn: a new execution, the user's message in the log, the agent dispatched in the background,
-    /// and a response that streams the whole turn.
+    /// `POST /chat`: starts a turn, queues the prompt while an answer runs (`"queue": true`; else 409), or,
+    /// for an idempotency key already seen, answers what its first request got without starting anything.
     fn handle_chat(self: Rc<Self>, forward: ChatForward) -> ApiResult<Response> {
         self.check_owner(&forward.user_id)?;
-        if self.log.running()?.is_some() {
-            return Err(ApiError::Conflict(
-                "an answer is already running in this session".into(),
-            ));
+        if let Some(key) = &forward.request.idempotency_key {
+            match self.keys.recall(key)? {
+                Some(Answered::Started { after }) => return self.handle_events(after),
+                Some(Answered::Queued(queued)) => return Ok(http::json(202, &queued)),
+                None => {}
+            }
         }
+        if let Some(run) = self.log.running()? {
+            if !forward.request.queue {
+                return Err(ApiError::Conflict(
+                    "an answer is already running in this session".into(),
+                ));
+            }
+            return self.enqueue(&run.id, forward);
+        }
+        let live = self.subscribers.subscribe();
+        let execution_id = self.start_turn(forward, None)?;
+        let first = Event::Connected { execution_id }.to_line();
+        self.stream(stream::iter([first]), Some(live))
+    }
+
+    /// Starts a turn: a new execution, the user's message in the log (after `dequeued` for a queued prompt),
+    /// and the agent dispatched in the background. Returns the execution's id.
+    fn start_turn(&self, forward: ChatForward, dequeued: Option<String>) -> ApiResult<String> {
         let execution_id = config::new_id();
         let now = config::now_ms();
         self.log.set_meta("sandboxId", &forward.sandbox_id)?;
@@ -188,22 +226,122 @@ impl Agent {
                 last_activity_ms: now,
             },
         });
-        let live = self.subscribers.subscribe();
+        if let (Some(key), None) = (&forward.request.idempotency_key, &dequeued) {
+            let answered = Answered::Started {
+                after: self.log.last_seq(),
+            };
+            self.keys.remember(key, &answered, now)?;
+        }
+        if self.log.meta("firstPrompt")?.is_none() {
+            let start: String = forward.request.prompt.chars().take(200).collect();
+            self.log.set_meta("firstPrompt", &start)?;
+        }
+        let mut events = Vec::with_capacity(2);
+        if let Some(queue_id) = dequeued {
+            events.push(Event::Dequeued {
+                queue_id,
+                reason: DequeueReason::Started,
+            });
+        }
+        events.push(Event::UserMessage {
+            text: forward.request.prompt.clone(),
+        });
+        self.publish(&execution_id, &events)?;
+        let agent = self.me.upgrade().expect("the agent outlives its requests");
+        let id = execution_id.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            agent.dispatch(id, forward).await;
+        });
+        Ok(execution_id)
+    }
+
+    /// Queues a prompt behind the running execution: 202 with its place, 429 past [`MAX_QUEUED_PROMPTS`].
+    fn enqueue(&self, running: &str, forward: ChatForward) -> ApiResult<Response> {
+        if self.queue.len()? >= MAX_QUEUED_PROMPTS {
+            return Err(ApiError::TooManyRequests(format!(
+                "{MAX_QUEUED_PROMPTS} prompts are already waiting in this session"
+            )));
+        }
+        let queue_id = config::new_id();
+        let position = self.queue.push(&queue_id, &forward)? as u32;
+        let queued = QueuedResponse {
+            queue_id: queue_id.clone(),
+            position,
+        };
+        if let Some(key) = &forward.request.idempotency_key {
+            self.keys
+                .remember(key, &Answered::Queued(queued.clone()), config::now_ms())?;
+        }
         self.publish(
-            &execution_id,
-            &[Event::UserMessage {
-                text: forward.request.prompt.clone(),
+            running,
+            &[Event::Queued {
+                queue_id,
+                text: forward.request.prompt,
             }],
         )?;
-        let first = Event::Connected {
-            execution_id: execution_id.clone(),
+        Ok(http::json(202, &queued))
+    }
+
+    /// `DELETE /queue/{id}`: the prompt leaves the queue before it starts (404 if it is not waiting).
+    fn handle_dequeue(&self, queue_id: &str) -> ApiResult<Response> {
+        if !self.queue.remove(queue_id)? {
+            return Err(ApiError::NotFound);
         }
-        .to_line();
-        let agent = self.clone();
-        wasm_bindgen_futures::spawn_local(async move {
-            agent.dispatch(execution_id, forward).await;
-        });
-        self.stream(stream::iter([first]), Some(live))
+        self.announce_dequeued(vec![queue_id.to_string()])?;
+        Ok(http::no_content())
+    }
+
+    /// Empties the queue (the session is cleared or deleted).
+    fn drop_queue(&self) -> ApiResult<()> {
+        let dropped = self.queue.clear()?;
+        self.announce_dequeued(dropped)
+    }
+
+    /// `dequeued` `cancelled` for each id, in the running execution (with none running, nobody is listening
+    /// live and the events only go to the log).
+    fn announce_dequeued(&self, queue_ids: Vec<String>) -> ApiResult<()> {
+        let events: Vec<Event> = queue_ids
+            .into_iter()
+            .map(|queue_id| Event::Dequeued {
+                queue_id,
+                reason: DequeueReason::Cancelled,
+            })
+            .collect();
+        let execution_id = self.log.running()?.map(|r| r.id).unwrap_or_default();
+        self.publish(&execution_id, &events)
+    }
+
+    /// After an answer ended: the next queued prompt starts as its own turn. A failure is logged (the prompt
+    /// is lost, and says so in the log).
+    fn start_next(&self) {
+        match self.queue.pop_front() {
+            Ok(None) => {}
+            Ok(Some((queue_id, forward))) => {
+                if let Err(e) = self.start_turn(forward, Some(queue_id)) {
+                    worker::console_error!("starting a queued prompt: {e}");
+                }
+            }
+            Err(e) => worker::console_error!("reading the queue: {e}"),
+        }
+    }
+
+    /// `POST /export` (the session's record): the stored transcript as a Markdown download.
+    fn handle_export(&self, record: SessionRecord) -> ApiResult<Response> {
+        let mut replay = Replay::new(0, self.log.last_seq());
+        let mut lines = Vec::new();
+        while let Some(page) = replay.next_page(&self.log)? {
+            lines.extend_from_slice(&page);
+        }
+        let events: Vec<Envelope> = lines
+            .split(|b| *b == b'\n')
+            .filter(|line| !line.is_empty())
+            .filter_map(|line| serde_json::from_slice(line).ok())
+            .collect();
+        let title = session_list::title(&record.name, self.log.meta("firstPrompt")?.as_deref());
+        http::markdown_download(
+            export::markdown(&title, &events),
+            &format!("vaporforge-{}.md", record.id),
+        )
     }
 
     /// `GET /events?after=N`: the stored tail, then live events while an execution runs. The tail ends at the
@@ -260,6 +398,7 @@ impl Agent {
                 "cannot clear while an answer is running".into(),
             ));
         }
+        self.drop_queue()?;
         self.log.clear()?;
         Ok(http::no_content())
     }
@@ -278,6 +417,8 @@ impl Agent {
 
     /// The session was deleted: stop anything running and erase the DO's storage.
     async fn handle_destroy(&self) -> ApiResult<Response> {
+        // First, so that the cancel below starts nothing.
+        self.drop_queue()?;
         self.handle_cancel().await?;
         self.state.storage().delete_alarm().await?;
         self.state.storage().delete_all().await?;
@@ -349,12 +490,58 @@ impl Agent {
                 }
             }
         }
+        let mut status = None;
         for event in events {
             if let Some(id) = event.sdk_session_id() {
                 self.log.set_meta("sdkSessionId", id)?;
             }
+            if let Event::Done {
+                cost_usd: Some(cost),
+                ..
+            } = event
+            {
+                let total = self.cost_usd()? + cost;
+                self.log.set_meta("costUsd", &total.to_string())?;
+            }
+            status = session_list::status_after(event).or(status);
         }
         self.subscribers.publish(chunk);
+        if let Some(status) = status {
+            self.report(status)?;
+        }
+        Ok(())
+    }
+
+    /// The sum of the session's answers' costs.
+    fn cost_usd(&self) -> ApiResult<f64> {
+        Ok(self
+            .log
+            .meta("costUsd")?
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0.0))
+    }
+
+    /// Tells the user's session index what the session is doing now (in the background: a lost update is
+    /// followed by the next transition's, which carries the whole state).
+    fn report(&self, status: SessionStatus) -> ApiResult<()> {
+        let (Some(user_id), Some(id)) = (self.log.meta("userId")?, self.log.meta("sessionId")?)
+        else {
+            return Ok(());
+        };
+        let update = SessionUpdate {
+            id,
+            version: self.log.last_seq(),
+            status,
+            last_activity_at: config::now_ms(),
+            cost_usd: self.cost_usd()?,
+            first_prompt: self.log.meta("firstPrompt")?,
+        };
+        let env = self.env.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            if let Err(e) = session_index::update(&env, &user_id, &update).await {
+                worker::console_error!("session index update: {e}");
+            }
+        });
         Ok(())
     }
 
@@ -380,6 +567,7 @@ impl Agent {
             .end_execution(execution_id, outcome, config::now_ms(), error.as_deref())?;
         self.live.borrow_mut().take();
         self.subscribers.close_all();
+        self.start_next();
         Ok(true)
     }
 

@@ -7,6 +7,8 @@ use crate::error::{ApiError, ApiResult};
 pub const AUTH_KV: &str = "AUTH_KV";
 pub const SESSIONS_KV: &str = "SESSIONS_KV";
 pub const CHAT_SESSIONS: &str = "CHAT_SESSIONS";
+/// The `SessionIndex` namespace: one object per user.
+pub const SESSION_INDEX: &str = "SESSION_INDEX";
 /// The `SandboxContainer` namespace (production; unused while `SANDBOX_URL` is set).
 pub const SANDBOX: &str = "SANDBOX";
 
@@ -49,6 +51,12 @@ pub fn chat_session(env: &Env, session_id: &str) -> ApiResult<Stub> {
     Ok(namespace.id_from_name(session_id)?.get_stub()?)
 }
 
+/// The `SessionIndex` of one user.
+pub fn session_index(env: &Env, user_id: &str) -> ApiResult<Stub> {
+    let namespace: ObjectNamespace = env.durable_object(SESSION_INDEX)?;
+    Ok(namespace.id_from_name(user_id)?.get_stub()?)
+}
+
 /// The `SandboxContainer` of one sandbox.
 pub fn sandbox_container(env: &Env, sandbox_id: &str) -> ApiResult<Stub> {
     let namespace: ObjectNamespace = env.durable_object(SANDBOX)?;
@@ -75,7 +83,7 @@ mod tests {
 
     use toml::{Table, Value};
 
-    use super::{AUTH_KV, CHAT_SESSIONS, SANDBOX, SESSIONS_KV};
+    use super::{AUTH_KV, CHAT_SESSIONS, SANDBOX, SESSIONS_KV, SESSION_INDEX};
 
     /// The array of tables at `path` (`key` or `table.key`) in `config`, each entry as its `fields`' `name=value`.
     fn entries(config: &Table, path: &str, fields: &[&str]) -> BTreeSet<String> {
@@ -107,6 +115,7 @@ mod tests {
         let objects = BTreeSet::from([
             format!("name={CHAT_SESSIONS} class_name=ChatSessionAgent"),
             format!("name={SANDBOX} class_name=SandboxContainer"),
+            format!("name={SESSION_INDEX} class_name=SessionIndex"),
         ]);
         let namespaces = BTreeSet::from([
             format!("binding={AUTH_KV}"),
@@ -140,7 +149,7 @@ mod tests {
             .collect();
         assert_eq!(
             sqlite,
-            BTreeSet::from(["ChatSessionAgent", "SandboxContainer"])
+            BTreeSet::from(["ChatSessionAgent", "SandboxContainer", "SessionIndex"])
         );
     }
 }

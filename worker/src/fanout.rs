@@ -104,6 +104,13 @@ impl Subscribers {
         });
     }
 
+    /// Whether no subscriber is left (the ones whose response was dropped do not count).
+    pub fn is_empty(&self) -> bool {
+        let mut backlogs = self.backlogs.borrow_mut();
+        backlogs.retain(|b| Rc::strong_count(b) > 1);
+        backlogs.is_empty()
+    }
+
     /// Ends every live stream (after a terminal event); each still delivers what it has buffered.
     pub fn close_all(&self) {
         for backlog in self.backlogs.borrow_mut().drain(..) {

@@ -37,6 +37,16 @@ pub fn json<T: Serialize>(status: u16, body: &T) -> Response {
         .with_headers(api_headers(Some("application/json")))
 }
 
+/// A Markdown file to download as `filename` (a name we build: letters, digits, dashes, dots).
+pub fn markdown_download(body: String, filename: &str) -> ApiResult<Response> {
+    let headers = api_headers(Some("text/markdown; charset=utf-8"));
+    headers.set(
+        "Content-Disposition",
+        &format!("attachment; filename=\"{filename}\""),
+    )?;
+    Ok(Response::ok(body)?.with_headers(headers))
+}
+
 /// A 204.
 pub fn no_content() -> Response {
     Response::empty()

@@ -1,4 +1,4 @@
-//! VaporForge Worker: routes requests, maps errors to responses in one place, exports the two Durable Objects.
+//! VaporForge Worker: routes requests, maps errors to responses in one place, exports the Durable Objects.
 
 mod approval_log;
 mod auth;
@@ -11,14 +11,18 @@ mod event_log;
 mod fanout;
 mod flags;
 mod http;
+mod idempotency;
 mod legacy;
+mod prompt_queue;
 mod sandbox;
 mod sandbox_container;
+mod session_index;
 mod sessions;
 mod v15;
 
 pub use chat_session_agent::ChatSessionAgent;
 pub use sandbox_container::SandboxContainer;
+pub use session_index::SessionIndex;
 
 use error::{ApiError, ApiResult};
 use worker::{event, Context, Env, Method, Request, Response};
@@ -51,7 +55,9 @@ async fn route(req: Request, env: &Env) -> ApiResult<Response> {
                 (Method::Get, ["flags"]) => flags::get(env, &user).await,
                 (Method::Get, ["sdk", "ws"]) => legacy::websocket(req, env, &user).await,
                 (Method::Get, ["sessions"]) => sessions::list(env, &user).await,
+                (Method::Get, ["sessions", "watch"]) => sessions::watch(env, &user).await,
                 (Method::Post, ["sessions"]) => sessions::create(req, env, &user).await,
+                (Method::Patch, ["sessions", id]) => sessions::rename(req, env, &user, id).await,
                 (Method::Delete, ["sessions", id]) => sessions::delete(env, &user, id).await,
                 (Method::Post, ["v15", "chat"]) => v15::chat(req, env, &user).await,
                 (Method::Get, ["v15", "sessions", id, "events"]) => {
@@ -62,6 +68,12 @@ async fn route(req: Request, env: &Env) -> ApiResult<Response> {
                 }
                 (Method::Post, ["v15", "sessions", id, "cancel"]) => {
                     v15::cancel(env, &user, id).await
+                }
+                (Method::Delete, ["v15", "sessions", id, "queue", queue_id]) => {
+                    v15::dequeue(env, &user, id, queue_id).await
+                }
+                (Method::Get, ["v15", "sessions", id, "export"]) => {
+                    v15::export(env, &user, id).await
                 }
                 (Method::Post, ["v15", "approve"]) => v15::approve(req, env, &user).await,
                 (Method::Get, ["v15", "sessions", id, "rules"]) => {

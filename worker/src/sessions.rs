@@ -1,19 +1,24 @@
 //! Chat sessions: KV records owned by one user. Anyone else asking for a session gets the same 404 as for a
 //! session that does not exist, so ids cannot be probed.
 
-use vf_protocol::api::{is_valid_id, CreateSessionRequest, SessionRecord, MAX_SESSION_NAME_CHARS};
-use worker::{Env, Method, Request, RequestInit, Response};
+use vf_protocol::api::{
+    is_valid_id, CreateSessionRequest, RenameRequest, SessionRecord, DEFAULT_SESSION_NAME,
+    MAX_SESSION_NAME_CHARS,
+};
+use worker::{Env, KvStore, Method, Request, RequestInit, Response};
 
 use crate::auth::User;
 use crate::config::{self, SESSIONS_KV};
 use crate::error::{ApiError, ApiResult};
 use crate::http;
+use crate::session_index;
 
 fn session_key(id: &str) -> String {
     format!("session:{id}")
 }
 
-/// Per-user index: the record rides along as KV metadata, so listing needs no per-session read.
+/// Per-user KV key: the record rides along as metadata, so one prefix listing reads a user's records (what a
+/// new `SessionIndex` copies in).
 fn index_key(user_id: &str, id: &str) -> String {
     format!("user-session:{user_id}:{id}")
 }
@@ -43,7 +48,7 @@ pub async fn create(mut req: Request, env: &Env, user: &User) -> ApiResult<Respo
             )))
         }
         Some(n) if !n.is_empty() => n.to_string(),
-        _ => "New chat".to_string(),
+        _ => DEFAULT_SESSION_NAME.to_string(),
     };
     let id = config::new_id();
     let record = SessionRecord {
@@ -69,23 +74,37 @@ pub async fn create(mut req: Request, env: &Env, user: &User) -> ApiResult<Respo
             response.status_code()
         )));
     }
-    let kv = config::kv(env, SESSIONS_KV)?;
-    let json = serde_json::to_string(&record).expect("records serialize");
-    kv.put(&session_key(&record.id), json)?.execute().await?;
-    kv.put(&index_key(&user.id, &record.id), "")?
-        .metadata(&record)?
-        .execute()
-        .await?;
+    put_record(env, &record).await?;
+    session_index::add(env, &record).await?;
     Ok(http::json(201, &record))
 }
 
-/// `GET /api/sessions`: the user's sessions, newest first.
+/// `GET /api/sessions`: the user's sessions with what each is doing, most recently active first (from the
+/// user's [`SessionIndex`](crate::session_index)).
 pub async fn list(env: &Env, user: &User) -> ApiResult<Response> {
-    let kv = config::kv(env, SESSIONS_KV)?;
+    session_index::list(env, &user.id).await
+}
+
+/// `GET /api/sessions/watch`: the list as NDJSON, again after every change.
+pub async fn watch(env: &Env, user: &User) -> ApiResult<Response> {
+    session_index::watch(env, &user.id).await
+}
+
+/// `PATCH /api/sessions/{id}` `{"name"}`: renames the session (KV record and index); answers its summary.
+pub async fn rename(mut req: Request, env: &Env, user: &User, id: &str) -> ApiResult<Response> {
+    let mut record = owned(env, user, id).await?;
+    let body: RenameRequest = http::read_json(&mut req).await?;
+    record.name = body.validate()?;
+    put_record(env, &record).await?;
+    session_index::rename(env, &user.id, id, &record.name).await
+}
+
+/// The records of `user_id`'s sessions in KV, in no particular order.
+pub async fn kv_records(kv: &KvStore, user_id: &str) -> ApiResult<Vec<SessionRecord>> {
     let mut sessions: Vec<SessionRecord> = Vec::new();
     let mut cursor = None;
     loop {
-        let mut list = kv.list().prefix(format!("user-session:{}:", user.id));
+        let mut list = kv.list().prefix(format!("user-session:{user_id}:"));
         if let Some(c) = cursor.take() {
             list = list.cursor(c);
         }
@@ -100,8 +119,19 @@ pub async fn list(env: &Env, user: &User) -> ApiResult<Response> {
         }
         cursor = page.cursor;
     }
-    sessions.sort_by_key(|s| std::cmp::Reverse(s.created_at));
-    Ok(http::json(200, &sessions))
+    Ok(sessions)
+}
+
+/// Writes the record and its per-user KV key (the record rides along as metadata).
+async fn put_record(env: &Env, record: &SessionRecord) -> ApiResult<()> {
+    let kv = config::kv(env, SESSIONS_KV)?;
+    let json = serde_json::to_string(record).expect("records serialize");
+    kv.put(&session_key(&record.id), json)?.execute().await?;
+    kv.put(&index_key(&record.user_id, &record.id), "")?
+        .metadata(record)?
+        .execute()
+        .await?;
+    Ok(())
 }
 
 /// `DELETE /api/sessions/{id}`: stops anything running, erases the transcript, removes the records.
@@ -115,6 +145,7 @@ pub async fn delete(env: &Env, user: &User, id: &str) -> ApiResult<Response> {
     let kv = config::kv(env, SESSIONS_KV)?;
     kv.delete(&index_key(&user.id, id)).await?;
     kv.delete(&session_key(id)).await?;
+    session_index::remove(env, &user.id, id).await?;
     Ok(http::no_content())
 }
 

@@ -1,7 +1,7 @@
 //! The V1.5 chat routes: each checks the user and their ownership of the session, then hands over to the
 //! session's `ChatSessionAgent`; and the agent's callback, whose token is verified before any DO is woken.
 
-use vf_protocol::api::{ApproveRequest, ChatRequest};
+use vf_protocol::api::{is_valid_id, ApproveRequest, ChatRequest};
 use vf_protocol::token::{self, ExecutionClaims};
 use worker::{Env, Method, Request, RequestInit, Response};
 
@@ -63,6 +63,22 @@ pub async fn clear(env: &Env, user: &User, id: &str) -> ApiResult<Response> {
 pub async fn cancel(env: &Env, user: &User, id: &str) -> ApiResult<Response> {
     sessions::owned(env, user, id).await?;
     to_agent(env, id, Method::Post, "/cancel", None).await
+}
+
+/// `DELETE /api/v15/sessions/{id}/queue/{queueId}`: removes a queued prompt before it starts.
+pub async fn dequeue(env: &Env, user: &User, id: &str, queue_id: &str) -> ApiResult<Response> {
+    sessions::owned(env, user, id).await?;
+    if !is_valid_id(queue_id) {
+        return Err(ApiError::NotFound);
+    }
+    to_agent(env, id, Method::Delete, &format!("/queue/{queue_id}"), None).await
+}
+
+/// `GET /api/v15/sessions/{id}/export`: the transcript as a Markdown download.
+pub async fn export(env: &Env, user: &User, id: &str) -> ApiResult<Response> {
+    let record = sessions::owned(env, user, id).await?;
+    let body = serde_json::to_string(&record).expect("records serialize");
+    to_agent(env, id, Method::Post, "/export", Some(body)).await
 }
 
 /// `POST /api/v15/approve`: a person's decision on a pending approval of one of their sessions.

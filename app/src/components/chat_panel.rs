@@ -58,11 +58,19 @@ pub fn ChatPanel(
         send_message,
         stop,
         clear_messages,
+        queued,
+        remove_queued,
+        outbox,
+        discard_pending,
+        edit_pending,
     } = use_agent_session_with_options(session_id, options);
 
     let count = Memo::new(move |_| messages.with(Vec::len));
     let loading = Signal::derive(move || connection.get() == ConnectionState::Connecting);
-    let prompt_disabled = Signal::derive(move || is_streaming.get() || loading.get());
+    // While an answer runs, a prompt is queued behind it (the DO path); the legacy path cannot queue.
+    let prompt_disabled = Signal::derive(move || {
+        loading.get() || (is_streaming.get() && transport.get() != crate::transport::Transport::Do)
+    });
 
     // Follow the answer as it grows, unless the user scrolled up to read.
     let following = StoredValue::new(true);
@@ -92,6 +100,14 @@ pub fn ChatPanel(
                 <a class="back" href="/">"← Sessions"</a>
                 <ConnectionBadge state=connection transport=transport />
                 <SessionRules />
+                <a
+                    class="ghost button"
+                    data-testid="export-transcript"
+                    href=move || crate::api::export_url(&session_id.get())
+                    download=""
+                >
+                    "Export"
+                </a>
                 <button
                     type="button"
                     class="ghost"
@@ -110,6 +126,13 @@ pub fn ChatPanel(
                     <MessageView message=message_at.get(index) />
                 </For>
             </div>
+            <super::PendingPrompts
+                queued=queued
+                remove_queued=remove_queued
+                outbox=outbox
+                discard_pending=discard_pending
+                edit_pending=edit_pending
+            />
             // Above the prompt box, where the eyes are when something goes wrong.
             <ErrorBanner message=error />
             <PromptBox

@@ -73,6 +73,15 @@ pub fn PromptBox(
                     }
                 }
             >
+                <button
+                    type="submit"
+                    class="primary"
+                    data-testid="queue"
+                    title="Sent when the running answer ends"
+                    disabled=move || disabled.get() || draft.with(|d| d.trim().is_empty())
+                >
+                    "Queue"
+                </button>
                 <button type="button" class="stop" data-testid="stop" on:click=move |_| on_stop.run(())>
                     "Stop"
                 </button>

@@ -5,13 +5,14 @@ use std::time::Duration;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use vf_protocol::api::{ChatRequest, Invalid, TurnOptions};
-use vf_protocol::transcript::{Message, Status};
+use vf_protocol::transcript::{Message, QueuedPrompt, Status};
 use vf_protocol::{Envelope, ErrorCode, Event};
 use web_sys::{AbortController, AbortSignal, Response};
 
 use crate::api::{self, ApiError, ApiResult};
 use crate::conversation::Conversation;
 use crate::legacy_ws::{self, ClientMessage, LegacySocket, SocketEvent};
+use crate::outbox::{Outbox, Pending};
 use crate::reconnect::{Backoff, ConnectionState, Decision, Reconnector, RESUME_BACKOFF};
 use crate::transport::{self, Transport};
 use crate::{browser, ndjson, notify};
@@ -96,6 +97,16 @@ where
     pub stop: StopFn,
     /// Clears the transcript, on the server too on the DO path.
     pub clear_messages: ClearFn,
+    /// Prompts queued on the server behind the running answer, in order.
+    pub queued: Signal<Vec<QueuedPrompt>>,
+    /// Removes a queued prompt (by its queue id) before it starts.
+    pub remove_queued: Callback<String>,
+    /// Prompts not yet accepted by the server ("waiting to send"), oldest first.
+    pub outbox: Signal<Vec<Pending>>,
+    /// Drops a waiting prompt (by its key).
+    pub discard_pending: Callback<String>,
+    /// Replaces a waiting prompt's text, `(key, text)`; it gets a new key (it is a new prompt).
+    pub edit_pending: Callback<(String, String)>,
 }
 
 /// The hook with default options.
@@ -130,6 +141,7 @@ pub fn use_agent_session_with_options(
         window_event_listener_untyped("online", move |_| agent.on_online()),
         window_event_listener_untyped("offline", move |_| agent.on_offline()),
         window_event_listener_untyped("visibilitychange", move |_| agent.on_visibility_change()),
+        window_event_listener_untyped("focus", move |_| agent.flush()),
     ];
     on_cleanup(move || {
         for listener in listeners {
@@ -148,7 +160,24 @@ pub fn use_agent_session_with_options(
         send_message: move |prompt: String| agent.send(prompt),
         stop: move || agent.stop(),
         clear_messages: move || agent.clear(),
+        queued: agent.queued.read_only().into(),
+        remove_queued: Callback::new(move |queue_id: String| agent.remove_queued(queue_id)),
+        outbox: agent.outbox.read_only().into(),
+        discard_pending: Callback::new(move |key: String| agent.discard(&key)),
+        edit_pending: Callback::new(move |(key, text): (String, String)| agent.edit(&key, text)),
     }
+}
+
+/// A fresh idempotency key for a prompt.
+fn new_key() -> String {
+    let part = || (js_sys::Math::random() * f64::from(u32::MAX)) as u32;
+    format!(
+        "{:x}-{:08x}{:08x}{:08x}",
+        browser::now_ms(),
+        part(),
+        part(),
+        part()
+    )
 }
 
 /// Which route a stream reads.
@@ -185,6 +214,11 @@ struct Local {
     last_activity_ms: u64,
     /// The transport of the current session is resolved.
     ready: bool,
+    /// The outbox entry being sent (its key), if one is.
+    sending: Option<String>,
+    /// Failed attempts to send the outbox's first entry, for the backoff.
+    outbox_failures: u32,
+    outbox_retry: Option<TimeoutHandle>,
 }
 
 impl Local {
@@ -256,6 +290,8 @@ struct Agent {
     connection: RwSignal<ConnectionState>,
     error: RwSignal<Option<String>>,
     transport: RwSignal<Transport>,
+    queued: RwSignal<Vec<QueuedPrompt>>,
+    outbox: RwSignal<Vec<Pending>>,
 }
 
 impl Agent {
@@ -272,6 +308,9 @@ impl Agent {
             retry: None,
             last_activity_ms: 0,
             ready: false,
+            sending: None,
+            outbox_failures: 0,
+            outbox_retry: None,
         };
         Agent {
             session_id,
@@ -283,6 +322,8 @@ impl Agent {
             connection: RwSignal::new(ConnectionState::Connecting),
             error: RwSignal::new(None),
             transport: RwSignal::new(Transport::default()),
+            queued: RwSignal::new(Vec::new()),
+            outbox: RwSignal::new(Vec::new()),
         }
     }
 
@@ -312,11 +353,15 @@ impl Agent {
 
     /// Copies the busy flag and the connection state out to their signals.
     fn publish(&self) {
-        let Some((busy, state)) =
-            self.with_local(|l| (l.conversation.unfinished(), l.reconnect.state()))
-        else {
+        let Some((busy, state, queued)) = self.with_local(|l| {
+            let queued = l.conversation.queued().to_vec();
+            (l.conversation.unfinished(), l.reconnect.state(), queued)
+        }) else {
             return;
         };
+        if self.queued.with_untracked(|q| *q != queued) {
+            self.queued.set(queued);
+        }
         if self.busy.get_untracked() != busy {
             self.busy.set(busy);
         }
@@ -342,6 +387,8 @@ impl Agent {
         if self.session_id.get_untracked().is_empty() {
             return;
         }
+        self.outbox
+            .set(Outbox::load(&self.session_id.get_untracked()).entries);
         let agent = *self;
         spawn_local(async move {
             let transport = transport::resolve().await;
@@ -357,7 +404,10 @@ impl Agent {
                 }
             });
             match transport {
-                Transport::Do => agent.resume(),
+                Transport::Do => {
+                    agent.resume();
+                    agent.flush();
+                }
                 Transport::Ws => agent.publish(),
             }
         });
@@ -396,6 +446,9 @@ impl Agent {
             Err(error) => return self.refused(generation, error, kind),
         };
         let now = browser::now_ms();
+        if kind == StreamKind::Chat {
+            self.sent();
+        }
         if self.with_local(|l| {
             let current = l.generation == generation;
             if current {
@@ -419,14 +472,22 @@ impl Agent {
         if !self.is_current(generation) {
             return;
         }
+        if kind == StreamKind::Chat {
+            self.not_sent(&error);
+        }
         match error {
             ApiError::Aborted => {}
-            // No answer at all: like a drop, retried with backoff (a lost chat request resolves itself when
-            // the resume shows whether its turn started).
+            // No answer at all: the prompt stays in the outbox, which sends it again (with the same key, so a
+            // turn it did start is not started twice); meanwhile the session is followed as after a drop.
+            ApiError::Network(_) | ApiError::Status { status: 500.., .. }
+                if kind == StreamKind::Chat =>
+            {
+                self.with_local(|l| l.conversation.forget_turn());
+                self.stream_ended(kind, false);
+            }
             ApiError::Network(_) => self.stream_ended(kind, false),
             ApiError::Status { status: 409, .. } if kind == StreamKind::Chat => {
                 self.with_local(|l| l.conversation.forget_turn());
-                self.fail("An answer is already running in this session; following it instead.");
                 self.resume();
             }
             error => {
@@ -487,6 +548,7 @@ impl Agent {
             asked.iter().for_each(notify::approval_needed);
         }
         if let Some(finished) = finished {
+            self.flush();
             if let Status::Failed { message, .. } = &finished.status {
                 self.fail(format!("The agent failed: {message}"));
             }
@@ -554,19 +616,23 @@ impl Agent {
     }
 
     fn send(&self, prompt: String) {
+        let turn = self
+            .options
+            .with_value(|o| o.turn.map(|t| t.get_untracked()))
+            .unwrap_or_default();
+        let session_id = self.session_id.get_untracked();
         let request = ChatRequest {
-            session_id: self.session_id.get_untracked(),
+            session_id: session_id.clone(),
             prompt: prompt.trim_end().to_string(),
-            turn: self
-                .options
-                .with_value(|o| o.turn.map(|t| t.get_untracked()))
-                .unwrap_or_default(),
+            turn,
+            queue: false,
+            idempotency_key: None,
         };
         let Some((ready, unfinished)) = self.with_local(|l| (l.ready, l.conversation.unfinished()))
         else {
             return;
         };
-        if !ready || unfinished {
+        if !ready {
             return;
         }
         if let Err(Invalid::Bad(message) | Invalid::TooLarge(message)) = request.validate() {
@@ -577,9 +643,148 @@ impl Agent {
             notify::ask_once();
         }
         match self.transport.get_untracked() {
-            Transport::Do => self.send_do(request),
-            Transport::Ws => self.send_ws(request),
+            // Through the outbox: kept until the server accepts it, sent again (same key) after a failure.
+            Transport::Do => {
+                let mut outbox = Outbox::load(&session_id);
+                outbox.push(new_key(), request.prompt, request.turn);
+                outbox.save(&session_id);
+                self.outbox.set(outbox.entries);
+                self.flush();
+            }
+            Transport::Ws if !unfinished => self.send_ws(request),
+            Transport::Ws => {}
         }
+    }
+
+    /// Sends the outbox's first prompt, unless one is on its way or the browser is offline: as a turn when the
+    /// session is idle, queued behind the running answer otherwise.
+    fn flush(&self) {
+        if !self.on_do_path() || !browser::is_online() {
+            return;
+        }
+        let session_id = self.session_id.get_untracked();
+        let Some(pending) = Outbox::load(&session_id).first().cloned() else {
+            return;
+        };
+        let Some(busy) = self
+            .with_local(|l| {
+                if l.sending.is_some() {
+                    return None;
+                }
+                if let Some(retry) = l.outbox_retry.take() {
+                    retry.clear();
+                }
+                l.sending = Some(pending.key.clone());
+                Some(l.conversation.unfinished())
+            })
+            .flatten()
+        else {
+            return;
+        };
+        let request = pending.request(&session_id, busy);
+        if !busy {
+            return self.send_do(request);
+        }
+        let agent = *self;
+        spawn_local(async move {
+            let Ok(controller) = AbortController::new() else {
+                return;
+            };
+            match api::chat(&request, &controller.signal()).await {
+                Ok(response) => {
+                    // 202: queued. 200: the answer ended meanwhile and this started the next turn, which the
+                    // session's stream follows; this response is not read.
+                    controller.abort();
+                    agent.sent();
+                    if response.status() == 200 && agent.is_on(&request.session_id) {
+                        agent.resume();
+                    }
+                }
+                Err(error) => agent.not_sent(&error),
+            }
+        });
+    }
+
+    /// The prompt on its way was accepted: it leaves the outbox; the next one goes.
+    fn sent(&self) {
+        let Some(key) = self.with_local(|l| {
+            l.outbox_failures = 0;
+            l.sending.take()
+        }) else {
+            return;
+        };
+        let Some(key) = key else { return };
+        self.drop_pending(&key);
+        self.flush();
+    }
+
+    /// The prompt on its way got no acceptance: a refusal drops it (with the reason shown); a lost request or a
+    /// server error keeps it, sent again with backoff, when back online, or when the tab gets focus.
+    fn not_sent(&self, error: &ApiError) {
+        let Some(Some(key)) = self.with_local(|l| l.sending.take()) else {
+            return;
+        };
+        match error {
+            ApiError::Network(_) | ApiError::Aborted | ApiError::Status { status: 500.., .. } => {
+                let agent = *self;
+                let wait = self.with_local(|l| {
+                    l.outbox_failures += 1;
+                    RESUME_BACKOFF.delay_ms(l.outbox_failures.min(5), js_sys::Math::random())
+                });
+                let timer = set_timeout_with_handle(
+                    move || agent.flush(),
+                    Duration::from_millis(u64::from(wait.unwrap_or(8_000))),
+                );
+                self.with_local(|l| {
+                    if let Some(old) = std::mem::replace(&mut l.outbox_retry, timer.ok()) {
+                        old.clear();
+                    }
+                });
+            }
+            // Another answer runs (another tab started it): sent again, queued, once it is seen.
+            ApiError::Status { status: 409, .. } => {}
+            other => {
+                self.drop_pending(&key);
+                self.fail(format!("The prompt was not sent: {other}"));
+            }
+        }
+    }
+
+    fn drop_pending(&self, key: &str) {
+        let session_id = self.session_id.get_untracked();
+        let mut outbox = Outbox::load(&session_id);
+        outbox.remove(key);
+        outbox.save(&session_id);
+        self.outbox.set(outbox.entries);
+    }
+
+    /// The user discarded a waiting prompt (one on its way may still arrive).
+    fn discard(&self, key: &str) {
+        self.drop_pending(key);
+    }
+
+    /// The user changed a waiting prompt: in its place, a new prompt with a new key.
+    fn edit(&self, key: &str, text: String) {
+        let session_id = self.session_id.get_untracked();
+        let mut outbox = Outbox::load(&session_id);
+        if let Some(entry) = outbox.entries.iter_mut().find(|p| p.key == key) {
+            entry.key = new_key();
+            entry.prompt = text.trim_end().to_string();
+        }
+        outbox.save(&session_id);
+        self.outbox.set(outbox.entries);
+        self.flush();
+    }
+
+    fn remove_queued(&self, queue_id: String) {
+        let (agent, id) = (*self, self.session_id.get_untracked());
+        spawn_local(async move {
+            if let Err(e) = api::dequeue(&id, &queue_id).await {
+                if agent.is_on(&id) {
+                    agent.fail(format!("Could not remove the queued prompt: {e}"));
+                }
+            }
+        });
     }
 
     fn send_do(&self, request: ChatRequest) {
@@ -752,6 +957,7 @@ impl Agent {
         if !self.on_do_path() {
             return;
         }
+        self.flush();
         if let Some(decision) = self.with_local(|l| {
             let unfinished = l.conversation.unfinished();
             l.reconnect.came_online(unfinished)
@@ -771,6 +977,7 @@ impl Agent {
         if browser::is_hidden() || !self.on_do_path() {
             return;
         }
+        self.flush();
         let now = browser::now_ms();
         if let Some(decision) = self.with_local(|l| {
             let unfinished = l.conversation.unfinished();
