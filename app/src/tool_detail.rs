@@ -164,16 +164,7 @@ fn fields(input: &Value) -> Vec<(&'static str, String)> {
 
 /// A one-line hint of what a tool call works on (its command, file, pattern…), for the card's summary.
 pub fn tool_hint(input: &Value) -> Option<String> {
-    const KEYS: [&str; 7] = [
-        "command",
-        "file_path",
-        "path",
-        "pattern",
-        "url",
-        "query",
-        "description",
-    ];
-    let full = KEYS.iter().find_map(|key| text(input, key))?;
+    let full = vf_protocol::transcript::tool_subject(input)?;
     let line = full.lines().next().unwrap_or_default();
     Some(if line.chars().count() > 60 || line.len() < full.len() {
         format!("{}…", line.chars().take(60).collect::<String>())

@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use crate::event::{ApprovalScope, DecidedBy, Envelope};
-use crate::transcript::{Approval, Part, Role, Status, ToolCall, Transcript};
+use crate::transcript::{tool_subject, Approval, Part, Role, Status, ToolCall, Transcript};
 
 /// A tool call's input is summarized in at most this many characters.
 const SUMMARY_CHARS: usize = 100;
@@ -139,23 +139,10 @@ fn approval_line(approval: &Approval) -> String {
 
 /// The telling field of a tool's input (a path, a command, a pattern…), else its JSON, on one short line.
 fn summarize_input(input: &serde_json::Value) -> Option<String> {
-    const KEYS: [&str; 7] = [
-        "command",
-        "file_path",
-        "path",
-        "pattern",
-        "url",
-        "description",
-        "query",
-    ];
     let text = match input {
         serde_json::Value::Null => return None,
         serde_json::Value::Object(map) if map.is_empty() => return None,
-        serde_json::Value::Object(map) => KEYS
-            .iter()
-            .find_map(|k| map.get(*k).and_then(|v| v.as_str()).map(String::from))
-            .unwrap_or_else(|| input.to_string()),
-        other => other.to_string(),
+        other => tool_subject(other).map_or_else(|| other.to_string(), String::from),
     };
     let text = one_line(&text).replace('`', "'");
     Some(match text.chars().count() > SUMMARY_CHARS {

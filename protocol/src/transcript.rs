@@ -399,6 +399,22 @@ impl Transcript {
     }
 }
 
+/// The telling field of a tool's input (its command, file, path, pattern, URL, query or description), for a
+/// one-line summary of the call; None when it has none of them.
+pub fn tool_subject(input: &serde_json::Value) -> Option<&str> {
+    const KEYS: [&str; 7] = [
+        "command",
+        "file_path",
+        "path",
+        "pattern",
+        "url",
+        "query",
+        "description",
+    ];
+    KEYS.iter()
+        .find_map(|key| input.get(*key).and_then(serde_json::Value::as_str))
+}
+
 /// The call `id` among `parts`, at any depth (a subagent's calls sit under their Task call).
 fn find_call<'a>(parts: &'a mut [Part], id: &str) -> Option<&'a mut ToolCall> {
     parts.iter_mut().rev().find_map(|part| match part {

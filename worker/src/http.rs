@@ -4,7 +4,7 @@
 use futures::Stream;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use worker::{Headers, Request, Response};
+use worker::{Headers, Method, Request, RequestInit, Response, Stub};
 
 use crate::error::{ApiError, ApiResult};
 
@@ -26,6 +26,23 @@ fn api_headers(content_type: Option<&str>) -> Headers {
     let _ = headers.set("X-Content-Type-Options", "nosniff");
     let _ = headers.set("Content-Security-Policy", API_CSP);
     headers
+}
+
+/// Calls a Durable Object: `method url` with an optional body. The URL's host is a label (a DO is reached through
+/// its stub, not the network); its path and query are what the DO routes on.
+pub async fn call_stub(
+    stub: Stub,
+    method: Method,
+    url: &str,
+    body: Option<String>,
+) -> ApiResult<Response> {
+    let mut init = RequestInit::new();
+    init.with_method(method);
+    if let Some(body) = body {
+        init.with_body(Some(body.into()));
+    }
+    let request = Request::new_with_init(url, &init)?;
+    Ok(stub.fetch_with_request(request).await?)
 }
 
 /// A JSON response with `status`.

@@ -11,8 +11,8 @@ use vf_protocol::api::{
 };
 use vf_protocol::session_list;
 use worker::{
-    durable_object, DurableObject, Env, Method, Request, RequestInit, Response, SqlStorage,
-    SqlStorageValue, State,
+    durable_object, DurableObject, Env, Method, Request, Response, SqlStorage, SqlStorageValue,
+    State,
 };
 
 use crate::config::{self, SESSIONS_KV};
@@ -293,16 +293,14 @@ async fn call(
     path: &str,
     body: Option<String>,
 ) -> ApiResult<Response> {
-    let mut init = RequestInit::new();
-    init.with_method(method);
-    if let Some(body) = body {
-        init.with_body(Some(body.into()));
-    }
     let user = String::from(worker::js_sys::encode_uri_component(user_id));
-    let request = Request::new_with_init(&format!("https://index{path}?user={user}"), &init)?;
-    Ok(config::session_index(env, user_id)?
-        .fetch_with_request(request)
-        .await?)
+    http::call_stub(
+        config::session_index(env, user_id)?,
+        method,
+        &format!("https://index{path}?user={user}"),
+        body,
+    )
+    .await
 }
 
 /// An index answer that must be a success.

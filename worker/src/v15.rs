@@ -3,7 +3,7 @@
 
 use vf_protocol::api::{is_valid_id, ApproveRequest, ChatRequest};
 use vf_protocol::token::{self, ExecutionClaims};
-use worker::{Env, Method, Request, RequestInit, Response};
+use worker::{Env, Method, Request, Response};
 
 use crate::auth::User;
 use crate::chat_session_agent::ApproveForward;
@@ -126,13 +126,11 @@ async fn to_agent(
     path: &str,
     body: Option<String>,
 ) -> ApiResult<Response> {
-    let mut init = RequestInit::new();
-    init.with_method(method);
-    if let Some(body) = body {
-        init.with_body(Some(body.into()));
-    }
-    let request = Request::new_with_init(&format!("https://do{path}"), &init)?;
-    Ok(config::chat_session(env, session_id)?
-        .fetch_with_request(request)
-        .await?)
+    http::call_stub(
+        config::chat_session(env, session_id)?,
+        method,
+        &format!("https://do{path}"),
+        body,
+    )
+    .await
 }

@@ -25,6 +25,17 @@ fn status_name(status: &Status) -> &'static str {
     }
 }
 
+/// A cost in dollars to four decimals, `$0.0412`. Integer arithmetic: float formatting (`{:.4}`) would add tens of
+/// kilobytes of wasm for a few numbers.
+pub(crate) fn dollars(cost: f64) -> String {
+    let ten_thousandths = (cost.max(0.0) * 10_000.0).round() as u64;
+    format!(
+        "${}.{:04}",
+        ten_thousandths / 10_000,
+        ten_thousandths % 10_000
+    )
+}
+
 /// The small print under a finished answer: duration, tokens, cost.
 fn meta_line(usage: Option<Usage>, cost_usd: Option<f64>, duration_ms: Option<u64>) -> String {
     let mut bits = Vec::new();
@@ -39,12 +50,7 @@ fn meta_line(usage: Option<Usage>, cost_usd: Option<f64>, duration_ms: Option<u6
         ));
     }
     if let Some(cost) = cost_usd {
-        let ten_thousandths = (cost * 10_000.0).round() as u64;
-        bits.push(format!(
-            "${}.{:04}",
-            ten_thousandths / 10_000,
-            ten_thousandths % 10_000
-        ));
+        bits.push(dollars(cost));
     }
     bits.join(" · ")
 }

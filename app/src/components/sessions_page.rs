@@ -10,6 +10,7 @@ use vf_protocol::session_list;
 use vf_protocol::LineFramer;
 use web_sys::AbortController;
 
+use super::message_view::dollars;
 use super::ErrorBanner;
 use crate::reconnect::RESUME_BACKOFF;
 use crate::{api, ndjson};
@@ -201,7 +202,7 @@ pub fn SessionsPage() -> impl IntoView {
                                         {status}
                                     </span>
                                     <time class="session-date">{time_label(session.last_activity_at)}</time>
-                                    <span class="session-cost">{format!("${:.4}", session.cost_usd)}</span>
+                                    <span class="session-cost">{dollars(session.cost_usd)}</span>
                                 </a>
                                 <button
                                     type="button"
