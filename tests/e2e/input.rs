@@ -8,7 +8,9 @@ use serde_json::{json, Value};
 use vf_e2e::callback::post_callback;
 use vf_e2e::client::uuid_like;
 use vf_e2e::events::{execution_id, terminals, texts, user_messages};
-use vf_e2e::process::{environ, running_chat, wait_for_agent, wait_for_exit, Running};
+use vf_e2e::process::{
+    environ, freeze, running_chat, state, wait_for_agent, wait_for_exit, Running,
+};
 use vf_e2e::{Client, EventStream, Stack};
 use vf_protocol::api::{CLAUDE_TOKEN_PREFIX, MAX_PROMPT_BYTES};
 use vf_protocol::{ErrorCode, Event};
@@ -391,10 +393,7 @@ pub async fn security_a_callback_body_that_never_ends_is_bounded(stack: &Stack) 
     while !texts(&seen).iter().any(|t| t.contains("about it")) {
         seen.push(stream.next().await.expect("the answer starts"));
     }
-    // SAFETY: signalling a process this test found by its environment; no memory is involved.
-    unsafe {
-        libc::kill(agent as i32, libc::SIGSTOP);
-    }
+    freeze(agent).await;
     let frozen = Instant::now();
     let stored_before = user.snapshot(&session.id).await;
     let rest = stream.collect().await;
@@ -404,7 +403,10 @@ pub async fn security_a_callback_body_that_never_ends_is_bounded(stack: &Stack) 
             code: ErrorCode::AgentCrashed,
             ..
         }] => {}
-        other => panic!("one agent-crashed: {other:?}"),
+        other => panic!(
+            "one agent-crashed: {other:?}; the agent is now in state {:?}",
+            state(agent)
+        ),
     }
     println!(
         "    the frozen callback was ended after {:.1} s",

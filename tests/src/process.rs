@@ -95,6 +95,28 @@ pub async fn wait_for_child(parent: u32, comm: &str) -> u32 {
     .await
 }
 
+/// Freezes `pid` (SIGSTOP) and waits until the kernel shows it stopped, so that what follows happens to a frozen
+/// process and not to one the signal has yet to reach.
+pub async fn freeze(pid: u32) {
+    // SAFETY: signalling a process the caller found and owns (a test's agent); no memory is involved.
+    let sent = unsafe { libc::kill(pid as i32, libc::SIGSTOP) };
+    assert_eq!(
+        sent,
+        0,
+        "SIGSTOP {pid}: {}",
+        std::io::Error::last_os_error()
+    );
+    until(format!("process {pid} to stop"), WITHIN, POLL, || async {
+        stat(pid).is_some_and(|s| s.state == 'T').then_some(())
+    })
+    .await
+}
+
+/// The state letter `/proc/{pid}/stat` shows (`R`, `S`, `T` stopped, `Z`…), while the process exists.
+pub fn state(pid: u32) -> Option<char> {
+    stat(pid).map(|s| s.state)
+}
+
 /// Waits until `pid` has ended; panics if it is still alive after 10 s.
 pub async fn wait_for_exit(pid: u32) {
     until(format!("process {pid} to end"), WITHIN, POLL, || async {
