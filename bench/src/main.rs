@@ -360,6 +360,21 @@ async fn memory_rows(bench: &Bench, rows: &mut Vec<Row>) {
         "no growth that stays (≤ after 10,000 + 25%)",
         settled <= after_small + after_small / 4,
     ));
+    // What stays: a leak grows again with every long stream, a high-water mark does not. The same session, so
+    // that no second DO (with its own SQLite cache) is counted as growth.
+    bench.do_path(&big, MEMORY_LARGE).await;
+    bench.replay(&big, 0).await;
+    tokio::time::sleep(MEMORY_SETTLE).await;
+    let second = bench.app.rss();
+    rows.push(goal(
+        format!(
+            "after a second 200,000-event stream in the same session and its replay, {} s later",
+            MEMORY_SETTLE.as_secs()
+        ),
+        mb(second),
+        "≤ the first + 10% (what stays does not grow again)",
+        second <= settled + settled / 10,
+    ));
 }
 
 async fn first_event_rows(bench: &Bench, rows: &mut Vec<Row>) {
