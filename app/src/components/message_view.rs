@@ -171,6 +171,12 @@ fn PartView(part: Memo<Option<Part>>, answering: Signal<bool>) -> impl IntoView 
                 schedule();
             }
         });
+        // The answer ended: its whole text shows now, in the same update as its status, not after a pending frame.
+        Effect::new(move |_| {
+            if !answering.get() && length() != rendered.try_get_value() {
+                html.try_set(render().unwrap_or_default());
+            }
+        });
         Effect::new(move |first_run: Option<()>| {
             highlighted.track();
             if first_run.is_some() {
