@@ -673,10 +673,12 @@ impl Agent {
                         "watchdog: the agent exited without finishing ({status})"
                     );
                 }
+                // The verdict is stored first: an agent that wakes while it is being killed (a frozen process the
+                // kernel continues, say) may still say "stopped", and that must not replace why the run ended.
+                self.finish(&run.id, event)?;
                 if kill {
                     self.kill_agent(&run).await;
                 }
-                self.finish(&run.id, event)?;
             }
         }
         Ok(())
