@@ -480,13 +480,25 @@ impl Page {
             ),
         )
         .await;
-        self.client
-            .find(Locator::Css(&selector))
-            .await
-            .unwrap_or_else(|e| panic!("find {selector}: {e}"))
-            .click()
-            .await
-            .unwrap_or_else(|e| panic!("click {selector}: {e}"));
+        // A streaming answer may scroll the page (the chat follows it) between the scroll and the click, and the
+        // sticky bar then takes it: scroll to the element again and retry, a few times.
+        for attempt in 1.. {
+            let element = self
+                .client
+                .find(Locator::Css(&selector))
+                .await
+                .unwrap_or_else(|e| panic!("find {selector}: {e}"));
+            match element.click().await {
+                Ok(()) => return,
+                Err(e) if attempt < 5 && e.to_string().contains("intercepted") => {
+                    self.js(&format!(
+                        "document.querySelector('{selector}').scrollIntoView({{block: 'center'}}); return 0;"
+                    ))
+                    .await;
+                }
+                Err(e) => panic!("click {selector}: {e}"),
+            }
+        }
     }
 
     /// Picks the option with `value` in the `<select>` `id`, once it is enabled (the browser fires `change`).
