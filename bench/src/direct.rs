@@ -30,22 +30,27 @@ fn sockets(pgid: u32) -> HashMap<u64, u32> {
         let Some(pid) = pid.filter(|_| in_group && workerd) else {
             continue;
         };
-        let Ok(fds) = std::fs::read_dir(process.path().join("fd")) else {
-            continue;
-        };
-        for fd in fds.flatten() {
-            let target = std::fs::read_link(fd.path()).unwrap_or_default();
-            let target = target.to_string_lossy();
-            if let Some(inode) = target
-                .strip_prefix("socket:[")
-                .and_then(|t| t.strip_suffix(']'))
-                .and_then(|t| t.parse().ok())
-            {
-                inodes.insert(inode, pid);
-            }
-        }
+        inodes.extend(socket_inodes(pid).into_iter().map(|inode| (inode, pid)));
     }
     inodes
+}
+
+/// The inodes of the sockets process `pid` holds open.
+fn socket_inodes(pid: u32) -> Vec<u64> {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return Vec::new();
+    };
+    fds.flatten()
+        .filter_map(|fd| {
+            let target = std::fs::read_link(fd.path()).ok()?;
+            target
+                .to_string_lossy()
+                .strip_prefix("socket:[")?
+                .strip_suffix(']')?
+                .parse()
+                .ok()
+        })
+        .collect()
 }
 
 /// Loopback ports in LISTEN state held by `sockets`, with the pid holding each.
@@ -75,6 +80,18 @@ impl Workerd {
     /// Resident memory of the process, bytes.
     pub fn rss(&self) -> u64 {
         vf_e2e::process::rss_bytes(self.pid)
+    }
+
+    /// The loopback ports the process listens on (its inspector's among them).
+    pub fn ports(&self) -> Vec<u16> {
+        let sockets = socket_inodes(self.pid)
+            .into_iter()
+            .map(|inode| (inode, self.pid))
+            .collect();
+        listening_ports(&sockets)
+            .into_iter()
+            .map(|(port, _)| port)
+            .collect()
     }
 
     /// CPU time the process has used so far, all threads, µs.
