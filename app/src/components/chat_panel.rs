@@ -99,24 +99,26 @@ pub fn ChatPanel(
             <div class="chat-bar">
                 <a class="back" href="/">"← Sessions"</a>
                 <ConnectionBadge state=connection transport=transport />
-                <SessionRules />
-                <a
-                    class="ghost button"
-                    data-testid="export-transcript"
-                    href=move || crate::api::export_url(&session_id.get())
-                    download=""
-                >
-                    "Export"
-                </a>
-                <button
-                    type="button"
-                    class="ghost"
-                    data-testid="clear-transcript"
-                    disabled=move || is_streaming.get() || count.get() == 0
-                    on:click=move |_| clear_messages()
-                >
-                    "Clear"
-                </button>
+                <div class="chat-actions">
+                    <SessionRules />
+                    <a
+                        class="ghost button"
+                        data-testid="export-transcript"
+                        href=move || crate::api::export_url(&session_id.get())
+                        download=""
+                    >
+                        "Export"
+                    </a>
+                    <button
+                        type="button"
+                        class="ghost"
+                        data-testid="clear-transcript"
+                        disabled=move || is_streaming.get() || count.get() == 0
+                        on:click=move |_| clear_messages()
+                    >
+                        "Clear"
+                    </button>
+                </div>
             </div>
             <div class="messages" data-testid="messages">
                 <Show when=move || count.get() == 0 && !loading.get()>
