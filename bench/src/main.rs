@@ -6,7 +6,6 @@
 mod browser;
 mod direct;
 mod floor;
-mod inspector;
 mod measure;
 mod paths;
 
@@ -15,10 +14,11 @@ use std::io::Read;
 use vf_e2e::stack::repo_root;
 use vf_e2e::{Stack, StackOptions};
 
+use direct::Workerd;
 use floor::RelayWorker;
-use inspector::Inspector;
 use measure::{ms, percentile, Recorder};
 use paths::Bench;
+use vf_e2e::inspector::Inspector;
 
 /// Every run's agent (`VF_SYNTHETIC=N:SIZE:INTERVAL_US:PAUSE_US`) pauses 100 ms after `session-init`, as a real
 /// one does before its first token: the deltas travel an open connection, whose set-up is measured on its own
@@ -348,13 +348,13 @@ struct Memory {
 }
 
 impl Memory {
-    async fn sample(bench: &Bench, v8: &mut Inspector) -> Memory {
-        let rss = bench.app.rss();
+    async fn sample(workerd: &Workerd, v8: &mut Inspector) -> Memory {
+        let rss = workerd.rss();
         let js_heap = v8.heap_used().await;
         v8.collect_garbage().await;
         Memory {
             rss,
-            collected: bench.app.rss(),
+            collected: workerd.rss(),
             js_heap,
         }
     }
@@ -377,18 +377,19 @@ fn mb(bytes: u64) -> String {
 /// after a pause, and after a second such stream. Each sample also forces a full collection (through workerd's
 /// inspector): what a collection frees was only waiting for V8 to run one, what it leaves is what stays.
 async fn memory_rows(bench: &Bench, rows: &mut Vec<Row>) {
-    let mut v8 = Inspector::find(&bench.app, "vaporforge").await;
-    let idle = Memory::sample(bench, &mut v8).await;
+    let app = &bench.app;
+    let mut v8 = Inspector::find(&[app.pid], &format!("{}/api/me", app.base), "vaporforge").await;
+    let idle = Memory::sample(app, &mut v8).await;
     let session = bench.session().await;
     bench.do_path(&session, MEMORY_SMALL).await;
-    let after_small = Memory::sample(bench, &mut v8).await;
+    let after_small = Memory::sample(app, &mut v8).await;
     let big = bench.session().await;
     bench.do_path(&big, MEMORY_LARGE).await;
     let after_large = bench.app.rss();
     let replayed = bench.replay(&big, 0).await.lines;
     let after_replay = bench.app.rss();
     tokio::time::sleep(MEMORY_SETTLE).await;
-    let settled = Memory::sample(bench, &mut v8).await;
+    let settled = Memory::sample(app, &mut v8).await;
     rows.push(heading(
         "Memory of the app's workerd (RSS, and RSS after a full V8 collection forced through the inspector; \
          the TS peer held 221 MB after one 10,000-event stream)",
@@ -413,7 +414,7 @@ async fn memory_rows(bench: &Bench, rows: &mut Vec<Row>) {
     bench.do_path(&big, MEMORY_LARGE).await;
     bench.replay(&big, 0).await;
     tokio::time::sleep(MEMORY_SETTLE).await;
-    let second = Memory::sample(bench, &mut v8).await;
+    let second = Memory::sample(app, &mut v8).await;
     rows.push(goal(
         format!(
             "after a second 200,000-event stream in the same session and its replay, {} s later",
@@ -422,6 +423,24 @@ async fn memory_rows(bench: &Bench, rows: &mut Vec<Row>) {
         second.show(),
         "after a collection ≤ the first + 10% (what stays does not grow again)",
         second.collected <= settled.collected + settled.collected / 10,
+    ));
+    // The same streams into c′ (a plain JS DO that stores each chunk) on its own workerd: what workerd itself
+    // keeps after a DO has written 200,000 rows, with none of our code involved.
+    let relay = &bench.relay.workerd;
+    let mut relay_v8 = Inspector::find(
+        &[relay.pid],
+        &format!("{}/ping", relay.base),
+        "vf-bench-relay",
+    )
+    .await;
+    let before = Memory::sample(relay, &mut relay_v8).await;
+    bench.floor_path(MEMORY_LARGE, true).await;
+    let one = Memory::sample(relay, &mut relay_v8).await;
+    bench.floor_path(MEMORY_LARGE, true).await;
+    let two = Memory::sample(relay, &mut relay_v8).await;
+    rows.push(row(
+        "for comparison, c′'s workerd after a collection: before / after one 200,000-event stream / after a second",
+        format!("{} / {} / {}", mb(before.collected), mb(one.collected), mb(two.collected)),
     ));
 }
 

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use vf_e2e::client::Line;
 use vf_e2e::events::terminals;
+use vf_e2e::inspector::Inspector;
 use vf_e2e::{Client, EventStream, Stack, StackOptions};
 use vf_protocol::Event;
 
@@ -337,7 +338,34 @@ fn mb(bytes: u64) -> String {
     format!("{:.0} MB", bytes as f64 / 1e6)
 }
 
-fn table(tallies: &[Tally], idle_rss: u64, end_rss: u64) -> String {
+/// workerd's RSS at the start, at the end, and at the end after a full collection of the Worker's V8 heap.
+struct Rss {
+    idle: u64,
+    end: u64,
+    collected: u64,
+}
+
+impl Rss {
+    /// The end figures: as they are, then after a full collection forced through workerd's inspector (what it
+    /// frees was only waiting for V8 to run one).
+    async fn end(stack: &Stack, idle: u64) -> Rss {
+        let end = stack.workerd_rss();
+        let workerds = stack
+            .wrangler_pid()
+            .map(|group| vf_e2e::process::group_members(group, "workerd"))
+            .unwrap_or_default();
+        let mut v8 =
+            Inspector::find(&workerds, &format!("{}/api/me", stack.base), "vaporforge").await;
+        v8.collect_garbage().await;
+        Rss {
+            idle,
+            end,
+            collected: stack.workerd_rss(),
+        }
+    }
+}
+
+fn table(tallies: &[Tally], rss: &Rss) -> String {
     let mut out = String::from(
         "| phase | answers | deltas produced | stored | delivered (per client) | lost | doubled | out of order | non-terminal | peak workerd RSS |\n|---|---|---|---|---|---|---|---|---|---|\n",
     );
@@ -366,9 +394,10 @@ fn table(tallies: &[Tally], idle_rss: u64, end_rss: u64) -> String {
         );
     }
     out += &format!(
-        "\nworkerd RSS: {} idle at the start, {} at the end.\n",
-        mb(idle_rss),
-        mb(end_rss)
+        "\nworkerd RSS: {} idle at the start, {} at the end, {} after a full V8 collection.\n",
+        mb(rss.idle),
+        mb(rss.end),
+        mb(rss.collected)
     );
     out
 }
@@ -406,7 +435,7 @@ async fn main() {
         );
         tallies.push(tally);
     }
-    let table = table(&tallies, idle_rss, stack.workerd_rss());
+    let table = table(&tallies, &Rss::end(&stack, idle_rss).await);
     drop(stack);
     println!("\n{table}\n{:.0} s in all", started.elapsed().as_secs_f64());
     let path = vf_e2e::stack::repo_root().join("soak/latest.md");

@@ -5,6 +5,7 @@ pub mod browser;
 pub mod callback;
 pub mod client;
 pub mod events;
+pub mod inspector;
 pub mod process;
 pub mod proxy;
 pub mod runner;

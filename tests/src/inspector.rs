@@ -1,11 +1,11 @@
 //! workerd's V8 inspector (which `wrangler dev` starts on a loopback port): a full collection and the JS heap's
-//! size in use, so the memory rows can tell what a collection frees from what stays.
+//! size in use, so the bench and the soak can tell what a collection frees from what stays.
 
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::direct::Workerd;
+use crate::process;
 
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -21,15 +21,15 @@ pub struct Inspector {
 }
 
 impl Inspector {
-    /// Finds the isolate named `worker` (the `name` in its wrangler.toml) among the inspector targets of
-    /// `workerd`'s listening ports.
-    pub async fn find(workerd: &Workerd, worker: &str) -> Inspector {
+    /// Finds the isolate named `worker` (the `name` in its wrangler.toml) among the inspector targets on the
+    /// listening ports of the workerd processes `pids`; `wake` is a URL the Worker answers (any answer).
+    pub async fn find(pids: &[u32], wake: &str, worker: &str) -> Inspector {
         let http = reqwest::Client::builder()
             .no_proxy()
             .timeout(std::time::Duration::from_secs(2))
             .build()
             .expect("an HTTP client");
-        for port in workerd.ports() {
+        for port in pids.iter().flat_map(|&pid| process::listening_ports(pid)) {
             let Ok(response) = http
                 .get(format!("http://127.0.0.1:{port}/json/list"))
                 .send()
@@ -52,14 +52,11 @@ impl Inspector {
                     socket: None,
                     next_id: 0,
                     http,
-                    wake: format!("{}/api/me", workerd.base),
+                    wake: wake.to_string(),
                 };
             }
         }
-        panic!(
-            "no inspector target named {worker} on workerd {}",
-            workerd.pid
-        );
+        panic!("no inspector target named {worker} on workerd {pids:?}");
     }
 
     /// Sends one command and returns its result. workerd takes one inspector session per isolate and wrangler
