@@ -128,7 +128,7 @@ impl Tally {
     }
 }
 
-/// The highest workerd RSS seen since the last `take`, sampled every 100 ms while the stack lives (the sampler
+/// The highest RSS of the Worker's workerd seen since the last `take`, sampled every 100 ms while the stack lives (the sampler
 /// holds it weakly, so that dropping the stack, on success or on a panic, stops every process).
 struct RssPeak(Arc<AtomicU64>);
 
@@ -338,11 +338,13 @@ fn mb(bytes: u64) -> String {
     format!("{:.0} MB", bytes as f64 / 1e6)
 }
 
-/// workerd's RSS at the start, at the end, and at the end after a full collection of the Worker's V8 heap.
+/// The Worker's workerd RSS at the start, at the end, and at the end after a full collection of its V8 heap; and
+/// what wrangler's dev-only proxy holds at the end.
 struct Rss {
     idle: u64,
     end: u64,
     collected: u64,
+    proxy: u64,
 }
 
 impl Rss {
@@ -350,24 +352,22 @@ impl Rss {
     /// frees was only waiting for V8 to run one).
     async fn end(stack: &Stack, idle: u64) -> Rss {
         let end = stack.workerd_rss();
-        let workerds = stack
-            .wrangler_pid()
-            .map(|group| vf_e2e::process::group_members(group, "workerd"))
-            .unwrap_or_default();
+        let (worker, _) = stack.workerds();
         let mut v8 =
-            Inspector::find(&workerds, &format!("{}/api/me", stack.base), "vaporforge").await;
+            Inspector::find(&worker, &format!("{}/api/me", stack.base), "vaporforge").await;
         v8.collect_garbage().await;
         Rss {
             idle,
             end,
             collected: stack.workerd_rss(),
+            proxy: stack.proxy_rss(),
         }
     }
 }
 
 fn table(tallies: &[Tally], rss: &Rss) -> String {
     let mut out = String::from(
-        "| phase | answers | deltas produced | stored | delivered (per client) | lost | doubled | out of order | non-terminal | peak workerd RSS |\n|---|---|---|---|---|---|---|---|---|---|\n",
+        "| phase | answers | deltas produced | stored | delivered (per client) | lost | doubled | out of order | non-terminal | peak RSS of the Worker's workerd |\n|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for t in tallies {
         let delivered = if t.delivered.is_empty() {
@@ -394,10 +394,12 @@ fn table(tallies: &[Tally], rss: &Rss) -> String {
         );
     }
     out += &format!(
-        "\nworkerd RSS: {} idle at the start, {} at the end, {} after a full V8 collection.\n",
+        "\nRSS of the workerd that runs the Worker: {} idle at the start, {} at the end, {} after a full V8 \
+         collection. wrangler dev's proxy workerd (a dev-only hop in front of it) held {} at the end.\n",
         mb(rss.idle),
         mb(rss.end),
-        mb(rss.collected)
+        mb(rss.collected),
+        mb(rss.proxy)
     );
     out
 }

@@ -311,12 +311,35 @@ impl Stack {
         lock(&self.wrangler).as_ref().map(Child::id)
     }
 
-    /// The resident memory of the stack's workerd processes (wrangler dev's process group), bytes.
-    pub fn workerd_rss(&self) -> u64 {
+    /// The workerd processes of wrangler dev's process group: the one that runs the Worker (wrangler starts it with
+    /// an inspector) first, then wrangler's proxy in front of it, a dev-only hop that production does not have.
+    pub fn workerds(&self) -> (Vec<u32>, Vec<u32>) {
         let Some(group) = self.wrangler_pid() else {
-            return 0;
+            return (Vec::new(), Vec::new());
         };
         crate::process::group_members(group, "workerd")
+            .into_iter()
+            .partition(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| {
+                    String::from_utf8_lossy(&cmdline).contains("--inspector-addr")
+                })
+            })
+    }
+
+    /// The resident memory of the workerd that runs the Worker, bytes (not wrangler's proxy: that one buffers
+    /// what it relays to a client, and only in development).
+    pub fn workerd_rss(&self) -> u64 {
+        self.workerds()
+            .0
+            .into_iter()
+            .map(crate::process::rss_bytes)
+            .sum()
+    }
+
+    /// The resident memory of wrangler dev's proxy workerd, bytes.
+    pub fn proxy_rss(&self) -> u64 {
+        self.workerds()
+            .1
             .into_iter()
             .map(crate::process::rss_bytes)
             .sum()
