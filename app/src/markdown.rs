@@ -40,6 +40,71 @@ pub fn render(markdown: &str, highlight: Highlighter) -> String {
     writer.out
 }
 
+/// How much of a streaming answer's markdown is finished blocks: the length up to the last blank line after which a
+/// new top-level block has begun, outside any fenced code. Rendered once, that part stays as it is while the rest
+/// of the answer streams in (see `MessageView`): later text cannot change it, but in rare cases the whole text
+/// renders otherwise (a list made loose by a blank line, a link definition further down), so a finished answer
+/// is rendered whole once more. A blank line followed by an indented line, a list item or a closing fence is not a
+/// boundary: what follows may still belong to the block before. Grows with the text, never shrinks.
+pub fn finished_blocks_len(markdown: &str) -> usize {
+    let mut finished = 0;
+    // The fence character and length of the code block open at this point, if any.
+    let mut fence: Option<(u8, usize)> = None;
+    let mut blank_before = false;
+    let mut offset = 0;
+    for line in markdown.split_inclusive('\n') {
+        let start = offset;
+        offset += line.len();
+        let trimmed = line.trim_start_matches(' ');
+        let indent = line.len() - trimmed.len();
+        let marker = trimmed.bytes().next().filter(|b| *b == b'`' || *b == b'~');
+        let run = marker.map_or(0, |m| trimmed.bytes().take_while(|b| *b == m).count());
+        match fence {
+            Some((char, length)) => {
+                let closes = indent < 4
+                    && marker == Some(char)
+                    && run >= length
+                    && trimmed[run..].trim().is_empty();
+                if closes {
+                    fence = None;
+                }
+                blank_before = false;
+                continue;
+            }
+            None if indent < 4 && run >= 3 => {
+                if blank_before && start > 0 {
+                    finished = start;
+                }
+                fence = marker.map(|m| (m, run));
+                blank_before = false;
+                continue;
+            }
+            None => {}
+        }
+        if line.trim().is_empty() {
+            blank_before = true;
+            continue;
+        }
+        let starts_block = indent == 0 && !is_list_item(trimmed);
+        if blank_before && starts_block {
+            finished = start;
+        }
+        blank_before = false;
+    }
+    finished
+}
+
+/// Whether a line starts a list item (`- `, `* `, `+ `, `1. `, `1) `).
+fn is_list_item(line: &str) -> bool {
+    let digits = line.bytes().take_while(u8::is_ascii_digit).count();
+    let rest = &line.as_bytes()[digits..];
+    let marker = matches!(
+        (digits, rest.first()),
+        (0, Some(b'-' | b'*' | b'+')) | (1..=9, Some(b'.' | b')'))
+    );
+    marker && matches!(rest.get(1), None | Some(b' ' | b'\t' | b'\n' | b'\r'))
+}
+
 /// The HTML written so far and what it is inside of.
 struct Writer {
     out: String,
@@ -528,6 +593,49 @@ mod tests {
             started.elapsed().as_secs() < 5,
             "took {:?}",
             started.elapsed()
+        );
+    }
+
+    #[test]
+    fn finished_blocks_end_at_a_blank_line_before_a_new_block() {
+        use super::finished_blocks_len as done;
+        assert_eq!(done("One paragraph, still stream"), 0);
+        assert_eq!(done("One.\n\n"), 0, "the next block has not begun");
+        assert_eq!(done("One.\n\nTw"), 6);
+        assert_eq!(done("# Title\n\nOne.\n\n## Next"), 15);
+        // A blank line inside a fenced block, and the fence that opens after one.
+        let code = "Intro.\n\n```rust\nfn a() {}\n\nfn b() {}\n";
+        assert_eq!(done(code), 8);
+        assert_eq!(done(&format!("{code}```\n\nAfter.")), code.len() + 5);
+        assert_eq!(
+            done("~~~\n```\n\nstill code\n"),
+            0,
+            "a ``` does not close a ~~~ fence"
+        );
+    }
+
+    #[test]
+    fn what_may_still_belong_to_the_block_before_is_not_finished() {
+        use super::finished_blocks_len as done;
+        // A list made loose, an indented continuation, indented code.
+        assert_eq!(done("- a\n\n- b"), 0);
+        assert_eq!(done("1. a\n\n2) b"), 0);
+        assert_eq!(done("- a\n\n  more of a"), 0);
+        assert_eq!(done("Text.\n\n    code"), 0);
+        // A paragraph after a list does end it.
+        assert_eq!(done("- a\n- b\n\nAfter."), 9);
+        // Emphasis is not a list item.
+        assert_eq!(done("One.\n\n**Bold** start"), 6);
+    }
+
+    #[test]
+    fn finished_blocks_render_as_they_do_in_the_whole_text() {
+        let text = "# Title\n\nSome *prose*.\n\n```sh\nls\n\nls -l\n```\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\nEnd of";
+        let done = super::finished_blocks_len(text);
+        assert!(text[done..].starts_with("End of"), "{:?}", &text[done..]);
+        assert_eq!(
+            format!("{}{}", render(&text[..done]), render(&text[done..])),
+            render(text)
         );
     }
 }

@@ -11,7 +11,7 @@ use vf_e2e::{Browser, Client, Page, Stack};
 use vf_protocol::transcript::{Role, Status, Transcript};
 
 /// The session's stored log (`events?after=0`, once it ends with a terminal event), reduced.
-async fn stored(api: &Client, session_id: &str) -> Transcript {
+pub(crate) async fn stored(api: &Client, session_id: &str) -> Transcript {
     let mut transcript = Transcript::default();
     for line in api.wait_for_terminal(session_id).await {
         transcript.apply(&line.envelope);
@@ -39,7 +39,7 @@ fn words(text: &str) -> String {
 }
 
 /// The page shows exactly the stored conversation: the same messages, roles, statuses and words.
-fn assert_shows(shown: &[Shown], transcript: &Transcript) {
+pub(crate) fn assert_shows(shown: &[Shown], transcript: &Transcript) {
     let expected: Vec<Shown> = transcript
         .messages
         .iter()
@@ -64,7 +64,7 @@ fn assert_shows(shown: &[Shown], transcript: &Transcript) {
 }
 
 /// The last message shown is an answer that ended `done` (the error banner is in the message if not).
-async fn assert_done(page: &Page, shown: &[Shown]) {
+pub(crate) async fn assert_done(page: &Page, shown: &[Shown]) {
     if shown.last().is_none_or(|m| m.status != "done") {
         panic!(
             "the answer ended done: {shown:?}; error banner {:?}",

@@ -93,6 +93,7 @@ async fn main() {
             browser_sessions::browser_sessions_a_prompt_sent_while_an_answer_runs_is_queued,
             browser_sessions::browser_sessions_the_outbox_sends_a_prompt_once_when_back_online,
             rendering::browser_cards_show_code_diffs_commands_and_a_subagents_calls,
+            rendering::browser_finished_paragraphs_stay_put_while_the_answer_streams,
             rendering::browser_the_clis_status_shows_under_the_running_answer,
             rendering::status_events_are_live_and_never_stored,
             // Security and hostile input (issue 6); the log scan last, after everything above has logged.

@@ -3,6 +3,8 @@
 
 use serde_json::Value;
 use vf_e2e::{Browser, Client, Page, Stack};
+
+use crate::browser::{assert_done, assert_shows, finished, stored};
 use vf_protocol::{Event, StatusKind};
 
 /// A signed-in browser on a new session that sent `prompt` and saw its answer finish.
@@ -19,6 +21,50 @@ async fn answered(stack: &Stack, prompt: &str) -> (Browser, Page) {
     )
     .await;
     (browser, page)
+}
+
+/// While an answer streams, a paragraph that is finished keeps its place in the page: only the growing block is
+/// rendered again, so a reader can select or copy what is done. The finished answer is whole and as stored.
+pub async fn browser_finished_paragraphs_stay_put_while_the_answer_streams(stack: &Stack) {
+    let browser = Browser::start().await;
+    let page = browser.page(&stack.base).await;
+    page.sign_in().await;
+    let session = page.new_session().await;
+    // The demo asks before it runs a command; its answer is then three paragraphs and a code block, a delta
+    // every 150 ms.
+    page.send("[fixture:demo][delay:150] What is this project?")
+        .await;
+    page.wait_for_attribute("approval", "data-state", "pending")
+        .await;
+    page.click("approval-allow").await;
+    let last = "[...document.querySelectorAll('[data-testid=message]')].at(-1)";
+    page.wait_until(
+        "the first paragraph to finish",
+        &format!(
+            "(m => m.textContent.includes('Every event') && (window.__first = \
+               [...m.querySelectorAll('.markdown p')].find(p => p.textContent.startsWith('VaporForge'))))({last})"
+        ),
+    )
+    .await;
+    let later = page
+        .wait_until(
+            "a later paragraph to stream in",
+            &format!(
+                "(m => m.textContent.includes('This answer is a scripted') && \
+                   {{connected: window.__first.isConnected, status: m.dataset.status}})({last})"
+            ),
+        )
+        .await;
+    assert_eq!(later["status"], "streaming", "still streaming: {later}");
+    assert_eq!(
+        later["connected"], true,
+        "the finished paragraph was rendered again: {later}"
+    );
+    let shown = page
+        .wait_for_messages("the answer to finish", finished(2))
+        .await;
+    assert_done(&page, &shown).await;
+    assert_shows(&shown, &stored(&page.api().await, &session).await);
 }
 
 /// The top-level tool card named `name` (opened), as a JS expression.

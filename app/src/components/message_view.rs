@@ -124,37 +124,68 @@ fn PartView(part: Memo<Option<Part>>, answering: Signal<bool>) -> impl IntoView 
             })
         };
         let rendered = StoredValue::new(0);
-        // Fired when the highlighting of a code block that this text showed plain comes.
-        let highlighted = Trigger::new();
-        let render = move || {
-            part.try_with_untracked(|p| match p {
-                Some(Part::Text(text)) => {
-                    rendered.try_set_value(text.len());
-                    let html = markdown::render(text, code_worker::write);
-                    code_worker::notify_when_answered(highlighted);
-                    html
+        // Fired when the highlighting of a code block that this text showed plain comes: one for each piece.
+        let finished_highlighted = Trigger::new();
+        let growing_highlighted = Trigger::new();
+        // While it streams, the text shows as two pieces: its finished blocks, each rendered once and appended
+        // when it finishes (so their DOM, a selection in them and their highlighted code stay put), and the block
+        // still growing, rendered again as it grows. Otherwise it is one piece, rendered whole.
+        let finished = RwSignal::new(String::new());
+        let finished_piece = NodeRef::<leptos::html::Div>::new();
+        let growing = RwSignal::new(String::new());
+        // How much of the text the finished piece shows (None: it must be rendered whole again), and where each
+        // block appended to it since it was last rendered whole starts (each sits in its own `data-at` element).
+        let finished_len = StoredValue::new(None::<usize>);
+        let appended = StoredValue::new(Vec::<usize>::new());
+        let render = move |streaming: bool| {
+            part.try_with_untracked(|p| {
+                let Some(Part::Text(text)) = p else {
+                    return;
+                };
+                rendered.try_set_value(text.len());
+                let split = if streaming {
+                    markdown::finished_blocks_len(text)
+                } else {
+                    text.len()
+                };
+                let shown = finished_len.get_value().filter(|_| streaming);
+                let piece = finished_piece.get_untracked();
+                match (shown, piece) {
+                    (Some(shown), _) if shown == split => {}
+                    (Some(shown), Some(piece)) if shown < split => {
+                        let blocks = markdown::render(&text[shown..split], code_worker::write);
+                        let html =
+                            format!("<div class=\"md-piece\" data-at=\"{shown}\">{blocks}</div>");
+                        let _ = piece.insert_adjacent_html("beforeend", &html);
+                        appended.update_value(|starts| starts.push(shown));
+                    }
+                    _ => {
+                        finished.try_set(markdown::render(&text[..split], code_worker::write));
+                        appended.update_value(Vec::clear);
+                    }
                 }
-                _ => String::new(),
-            })
+                code_worker::notify_when_answered(finished_highlighted);
+                finished_len.set_value(Some(split));
+                growing.try_set(markdown::render(&text[split..], code_worker::write));
+                code_worker::notify_when_answered(growing_highlighted);
+            });
         };
-        let html = RwSignal::new(render().unwrap_or_default());
+        render(answering.get_untracked());
         // While the answer streams, deltas come faster than a screen shows them: render the text at most once an
-        // animation frame, and no sooner than STREAM_RENDER_MS after its last render (each render lays the whole
-        // text out again). A finished text renders again only when the highlighting of one of its blocks comes.
+        // animation frame, and no sooner than STREAM_RENDER_MS after its last render. A finished text renders
+        // again only when the highlighting of one of its blocks comes.
         let frame_pending = StoredValue::new(false);
         let last_render = StoredValue::new(0.0_f64);
         let schedule = move || {
             if !answering.get_untracked() {
-                html.try_set(render().unwrap_or_default());
+                render(false);
             } else if !frame_pending.get_value() {
                 frame_pending.set_value(true);
                 let frame = move || {
                     request_animation_frame(move || {
                         frame_pending.try_set_value(false);
                         last_render.try_set_value(browser::now_ms() as f64);
-                        if let Some(fresh) = render() {
-                            html.try_set(fresh);
-                        }
+                        render(answering.get_untracked());
                     })
                 };
                 let wait = last_render.get_value() + STREAM_RENDER_MS - browser::now_ms() as f64;
@@ -171,20 +202,69 @@ fn PartView(part: Memo<Option<Part>>, answering: Signal<bool>) -> impl IntoView 
                 schedule();
             }
         });
-        // The answer ended: its whole text shows now, in the same update as its status, not after a pending frame.
-        Effect::new(move |_| {
-            if !answering.get() && length() != rendered.try_get_value() {
-                html.try_set(render().unwrap_or_default());
+        // The answer ended: its whole text shows now, in one piece, in the same update as its status, not after a
+        // pending frame.
+        Effect::new(move |was_answering: Option<bool>| {
+            let answering = answering.get();
+            if !answering && (was_answering == Some(true) || length() != rendered.try_get_value()) {
+                render(false);
             }
+            answering
+        });
+        // A finished block's highlighting came: while the answer streams, only the appended blocks that hold code
+        // are rendered again, in place; the rest of the finished piece stays as it is.
+        Effect::new(move |first_run: Option<()>| {
+            finished_highlighted.track();
+            if first_run.is_none() {
+                return;
+            }
+            let (Some(end), Some(piece)) =
+                (finished_len.get_value(), finished_piece.get_untracked())
+            else {
+                return schedule();
+            };
+            let starts = appended.get_value();
+            let whole_first = starts.first().copied().unwrap_or(end);
+            part.try_with_untracked(|p| {
+                let Some(Part::Text(text)) = p else {
+                    return;
+                };
+                if !answering.get_untracked() || has_fence(&text[..whole_first]) {
+                    finished_len.set_value(None);
+                    return schedule();
+                }
+                let ends = starts.iter().skip(1).copied().chain([end]);
+                for (start, end) in starts.iter().copied().zip(ends) {
+                    let block = &text[start..end];
+                    let selector = format!(":scope > [data-at=\"{start}\"]");
+                    if let (true, Ok(Some(element))) =
+                        (has_fence(block), piece.query_selector(&selector))
+                    {
+                        element.set_inner_html(&markdown::render(block, code_worker::write));
+                    }
+                }
+                code_worker::notify_when_answered(finished_highlighted);
+            });
         });
         Effect::new(move |first_run: Option<()>| {
-            highlighted.track();
+            growing_highlighted.track();
             if first_run.is_some() {
                 schedule();
             }
         });
-        view! { <div class="markdown" inner_html=html on:click=copy_code></div> }.into_any()
+        view! {
+            <div class="markdown" on:click=copy_code>
+                <div class="md-piece" node_ref=finished_piece inner_html=finished></div>
+                <div class="md-piece" inner_html=growing></div>
+            </div>
+        }
+        .into_any()
     }
+}
+
+/// Whether markdown holds a fenced code block (the only kind that gets highlighted).
+fn has_fence(markdown: &str) -> bool {
+    markdown.contains("```") || markdown.contains("~~~")
 }
 
 /// A click in rendered markdown: on a code block's copy button, copies that block's code. One listener serves every
