@@ -128,8 +128,8 @@ impl Tally {
     }
 }
 
-/// The highest RSS of the Worker's workerd seen since the last `take`, sampled every 100 ms while the stack lives (the sampler
-/// holds it weakly, so that dropping the stack, on success or on a panic, stops every process).
+/// The highest RSS of the Worker's workerd seen since the last `take`, sampled every 100 ms while the stack lives
+/// (the sampler holds it weakly, so that dropping the stack, on success or on a panic, stops every process).
 struct RssPeak(Arc<AtomicU64>);
 
 impl RssPeak {

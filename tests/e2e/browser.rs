@@ -323,6 +323,18 @@ async fn legacy_then_override(app: &impl App) {
     page.close().await;
 }
 
+/// Sends the demo prompt (a delta every `delay_ms`) and allows the command it asks to run once its card shows;
+/// its answer then goes on with three paragraphs and a code block.
+pub(crate) async fn send_demo_and_allow(page: &Page, delay_ms: u64) {
+    page.send(&format!(
+        "[fixture:demo][delay:{delay_ms}] What is this project?"
+    ))
+    .await;
+    page.wait_for_attribute("approval", "data-state", "pending")
+        .await;
+    page.click("approval-allow").await;
+}
+
 /// At 375 px wide a finished chat (markdown, a code block, an open tool card) fits without horizontal scrolling;
 /// the screenshot is kept as `tests/artifacts/chat-375.png`.
 pub async fn browser_chat_fits_a_375px_phone(stack: &Stack) {
@@ -334,12 +346,8 @@ pub async fn browser_chat_fits_a_375px_phone(stack: &Stack) {
         .expect("a phone-sized window");
     page.sign_in().await;
     let session = page.new_session().await;
-    page.send("[fixture:demo][delay:5] What is this project?")
-        .await;
     // The demo asks before it runs a command: the card must fit the phone too.
-    page.wait_for_attribute("approval", "data-state", "pending")
-        .await;
-    page.click("approval-allow").await;
+    send_demo_and_allow(&page, 5).await;
     page.wait_for_attribute("approval", "data-state", "allowed")
         .await;
     let shown = page
