@@ -4,7 +4,7 @@
 use serde_json::Value;
 use vf_e2e::{Browser, Client, Page, Stack};
 
-use crate::browser::{assert_done, assert_shows, finished, stored};
+use crate::browser::{assert_done, assert_shows, finished, send_demo_and_allow, stored};
 use vf_protocol::{Event, StatusKind};
 
 /// A signed-in browser on a new session that sent `prompt` and saw its answer finish.
@@ -24,19 +24,15 @@ async fn answered(stack: &Stack, prompt: &str) -> (Browser, Page) {
 }
 
 /// While an answer streams, a paragraph that is finished keeps its place in the page: only the growing block is
-/// rendered again, so a reader can select or copy what is done. The finished answer is whole and as stored.
+/// rendered again, so a reader can select or copy what is done. The finished answer is whole and as stored, and
+/// its end stays in view.
 pub async fn browser_finished_paragraphs_stay_put_while_the_answer_streams(stack: &Stack) {
     let browser = Browser::start().await;
     let page = browser.page(&stack.base).await;
     page.sign_in().await;
     let session = page.new_session().await;
-    // The demo asks before it runs a command; its answer is then three paragraphs and a code block, a delta
-    // every 150 ms.
-    page.send("[fixture:demo][delay:150] What is this project?")
-        .await;
-    page.wait_for_attribute("approval", "data-state", "pending")
-        .await;
-    page.click("approval-allow").await;
+    // Slow enough (a delta every 150 ms) that the page is seen between two blocks.
+    send_demo_and_allow(&page, 150).await;
     let last = "[...document.querySelectorAll('[data-testid=message]')].at(-1)";
     page.wait_until(
         "the first paragraph to finish",
@@ -65,6 +61,12 @@ pub async fn browser_finished_paragraphs_stay_put_while_the_answer_streams(stack
         .await;
     assert_done(&page, &shown).await;
     assert_shows(&shown, &stored(&page.api().await, &session).await);
+    // The reader followed the answer to its end, and the end of it stays in view when it finishes.
+    page.wait_until(
+        "the finished answer to stay scrolled to its end",
+        "window.scrollY > 0 && window.scrollY + innerHeight >= document.documentElement.scrollHeight - 2",
+    )
+    .await;
 }
 
 /// The top-level tool card named `name` (opened), as a JS expression.
